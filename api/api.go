@@ -1,0 +1,207 @@
+// Package api serves a running node's local HTTP JSON API. It binds to
+// loopback by default and authenticates every call with the bearer token that
+// `finp2p init` writes into the repo directory.
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/finp2p/go-finp2p/governance"
+	"github.com/finp2p/go-finp2p/node"
+)
+
+// MaxRequestBody bounds every request body.
+const MaxRequestBody = 1 << 20
+
+// Config is what a Server needs.
+type Config struct {
+	// Addr is host:port to listen on; default 127.0.0.1:5001.
+	Addr string
+	// Token is the bearer token every request must carry. Required.
+	Token string
+	// Node is the running node the API serves. Required.
+	Node *node.Node
+	// Gatherer provides /metrics; default an empty registry.
+	Gatherer prometheus.Gatherer
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Server is the HTTP API of one node.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+	srv *http.Server
+	ln  net.Listener
+}
+
+// New checks cfg and returns a server that is not listening yet.
+func New(cfg Config) (*Server, error) {
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:5001"
+	}
+	if len(cfg.Token) < 16 {
+		return nil, errors.New("api: bearer token is missing or shorter than 16 characters")
+	}
+	if cfg.Node == nil {
+		return nil, errors.New("api: node is required")
+	}
+	if cfg.Gatherer == nil {
+		cfg.Gatherer = prometheus.NewRegistry()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "api")}
+	s.srv = &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+// Handler is the API's router with authentication applied.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", s.status)
+	mux.HandleFunc("POST /v1/revocations", s.revocations)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
+	return s.authenticate(mux)
+}
+
+// Start listens and serves in the background.
+func (s *Server) Start() error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("api: listen on %s: %w", s.cfg.Addr, err)
+	}
+	s.ln = ln
+	go func() {
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("api server stopped", "error", err)
+		}
+	}()
+	s.log.Info("api listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// Addr is the address the server listens on, once started.
+func (s *Server) Addr() string {
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// Close stops accepting requests and waits for those in flight, within ctx.
+func (s *Server) Close(ctx context.Context) error {
+	if err := s.srv.Shutdown(ctx); err != nil {
+		return fmt.Errorf("api: shut down: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	want := []byte("Bearer " + s.cfg.Token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="finp2p"`)
+			writeProblem(w, http.StatusUnauthorized, "unauthorized",
+				"missing or wrong bearer token: send the token from the repo's api.token as 'Authorization: Bearer <token>'")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.cfg.Node.Status())
+}
+
+// RevocationRequest carries a CRL and the chain of the CA that signed it.
+type RevocationRequest struct {
+	// CRL is the PEM (or base64 DER) revocation list.
+	CRL string `json:"crl"`
+	// IssuerChain is the PEM certificates of the issuing CA, itself first.
+	IssuerChain string `json:"issuer_chain"`
+}
+
+// RevocationResponse says whether the list was new to the node.
+type RevocationResponse struct {
+	Applied bool `json:"applied"`
+}
+
+func (s *Server) revocations(w http.ResponseWriter, r *http.Request) {
+	var req RevocationRequest
+	if !decodeJSON(w, r, &req) {
+		return
+	}
+	crl, err := governance.ParseCRL([]byte(req.CRL))
+	if err != nil {
+		writeProblem(w, http.StatusBadRequest, "bad-crl", fmt.Sprintf("crl: %v", err))
+		return
+	}
+	chain, err := governance.ParseCertificatesPEM([]byte(req.IssuerChain))
+	if err != nil {
+		writeProblem(w, http.StatusBadRequest, "bad-issuer-chain", fmt.Sprintf("issuer_chain: %v", err))
+		return
+	}
+	der := make([][]byte, len(chain))
+	for i, c := range chain {
+		der[i] = c.Raw
+	}
+	applied, err := s.cfg.Node.ApplyRevocationList(r.Context(), crl.Raw, der)
+	if err != nil {
+		writeProblem(w, http.StatusUnprocessableEntity, "crl-refused", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, RevocationResponse{Applied: applied})
+}
+
+// decodeJSON reads a size-limited JSON body strictly; on failure it has
+// already written the problem.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		writeProblem(w, http.StatusUnsupportedMediaType, "unsupported-media-type", "send the request body as application/json")
+		return false
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxRequestBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeProblem(w, http.StatusRequestEntityTooLarge, "body-too-large", fmt.Sprintf("request body is over %d bytes", MaxRequestBody))
+			return false
+		}
+		writeProblem(w, http.StatusBadRequest, "bad-json", fmt.Sprintf("request body: %v", err))
+		return false
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		writeProblem(w, http.StatusBadRequest, "bad-json", "request body holds more than one JSON value")
+		return false
+	}
+	return true
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,346 @@
+package node
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ipfs/go-datastore"
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/finp2p/go-finp2p/internal/atomicfile"
+)
+
+// Files in a node's repo directory.
+const (
+	ConfigFileName  = "config.json"
+	KeyFileName     = "node.key"
+	CSRFileName     = "node.csr"
+	CertFileName    = "node.pem"
+	GenesisFileName = "genesis.json"
+	TokenFileName   = "api.token"
+	DatastoreDir    = "datastore"
+)
+
+// Datastore kinds.
+const (
+	DatastorePebble = "pebble"
+	DatastoreMemory = "memory"
+)
+
+// Config is a node's configuration. The part with JSON tags is what a repo's
+// config.json holds; paths in it are relative to the repo directory.
+type Config struct {
+	// RepoDir holds the node's key, certificate, genesis file and datastore.
+	RepoDir string `json:"-"`
+	// Listen lists the TCP and QUIC (quic-v1) multiaddrs the node listens on.
+	Listen []string `json:"listen"`
+	// API is the host:port of the local HTTP API. It binds to loopback
+	// unless the operator chooses otherwise.
+	API string `json:"api"`
+	// Genesis is the genesis file.
+	Genesis string `json:"genesis"`
+	// Certificate is the PEM file holding the node's certificate followed by
+	// the CA certificates above it (not the founding root).
+	Certificate string `json:"certificate"`
+	// Key is the node's Ed25519 key, PKCS#8 PEM, mode 0600.
+	Key string `json:"key"`
+	// Datastore is "pebble" (persistent, in the repo) or "memory" (tests).
+	Datastore string `json:"datastore"`
+	// HandshakeTimeout bounds the membership handshake.
+	HandshakeTimeout Duration `json:"handshake_timeout"`
+	// BlockDuration is how long a peer that failed the handshake is blocked.
+	BlockDuration Duration `json:"block_duration"`
+
+	datastore  datastore.Batching
+	logger     *slog.Logger
+	registerer prometheus.Registerer
+	now        func() time.Time
+}
+
+// Duration is a time.Duration written as "10s" in JSON.
+type Duration time.Duration
+
+// MarshalJSON writes the duration as a Go duration string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads a Go duration string such as "10s".
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string such as \"10s\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// DefaultConfig is what init writes and what New starts from.
+func DefaultConfig() Config {
+	return Config{
+		Listen:           []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"},
+		API:              "127.0.0.1:5001",
+		Genesis:          GenesisFileName,
+		Certificate:      CertFileName,
+		Key:              KeyFileName,
+		Datastore:        DatastorePebble,
+		HandshakeTimeout: Duration(10 * time.Second),
+		BlockDuration:    Duration(10 * time.Minute),
+	}
+}
+
+// Option changes a Config and reports a value it cannot accept.
+type Option func(*Config) error
+
+// WithRepo sets the repo directory.
+func WithRepo(dir string) Option {
+	return func(c *Config) error {
+		if dir == "" {
+			return errors.New("repo directory is empty")
+		}
+		c.RepoDir = dir
+		return nil
+	}
+}
+
+// WithListenAddrs replaces the listen addresses.
+func WithListenAddrs(addrs ...string) Option {
+	return func(c *Config) error {
+		for _, a := range addrs {
+			if err := checkListenAddr(a); err != nil {
+				return err
+			}
+		}
+		c.Listen = append([]string(nil), addrs...)
+		return nil
+	}
+}
+
+// WithAPIAddr sets the host:port of the local HTTP API.
+func WithAPIAddr(addr string) Option {
+	return func(c *Config) error {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fmt.Errorf("api address %q: %w", addr, err)
+		}
+		c.API = addr
+		return nil
+	}
+}
+
+// WithGenesisFile sets the genesis file.
+func WithGenesisFile(path string) Option {
+	return pathOption("genesis", path, func(c *Config) *string { return &c.Genesis })
+}
+
+// WithCertFile sets the certificate chain file.
+func WithCertFile(path string) Option {
+	return pathOption("certificate", path, func(c *Config) *string { return &c.Certificate })
+}
+
+// WithKeyFile sets the node key file.
+func WithKeyFile(path string) Option {
+	return pathOption("key", path, func(c *Config) *string { return &c.Key })
+}
+
+func pathOption(name, path string, field func(*Config) *string) Option {
+	return func(c *Config) error {
+		if path == "" {
+			return fmt.Errorf("%s file path is empty", name)
+		}
+		*field(c) = path
+		return nil
+	}
+}
+
+// WithInMemoryDatastore keeps all node state in memory; for tests.
+func WithInMemoryDatastore() Option {
+	return func(c *Config) error {
+		c.Datastore = DatastoreMemory
+		return nil
+	}
+}
+
+// WithDatastore makes the node use ds; the node does not close it.
+func WithDatastore(ds datastore.Batching) Option {
+	return func(c *Config) error {
+		if ds == nil {
+			return errors.New("datastore is nil")
+		}
+		c.datastore = ds
+		return nil
+	}
+}
+
+// WithHandshakeTimeout bounds the membership handshake.
+func WithHandshakeTimeout(d time.Duration) Option {
+	return func(c *Config) error {
+		if d <= 0 {
+			return fmt.Errorf("handshake timeout %s must be positive", d)
+		}
+		c.HandshakeTimeout = Duration(d)
+		return nil
+	}
+}
+
+// WithBlockDuration sets how long a peer that failed the handshake is blocked.
+func WithBlockDuration(d time.Duration) Option {
+	return func(c *Config) error {
+		if d <= 0 {
+			return fmt.Errorf("block duration %s must be positive", d)
+		}
+		c.BlockDuration = Duration(d)
+		return nil
+	}
+}
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *Config) error {
+		if l == nil {
+			return errors.New("logger is nil")
+		}
+		c.logger = l
+		return nil
+	}
+}
+
+// WithMetrics registers the node's metrics, libp2p's among them, with r.
+func WithMetrics(r prometheus.Registerer) Option {
+	return func(c *Config) error {
+		if r == nil {
+			return errors.New("metrics registerer is nil")
+		}
+		c.registerer = r
+		return nil
+	}
+}
+
+// WithClock replaces time.Now, for tests of expiry.
+func WithClock(now func() time.Time) Option {
+	return func(c *Config) error {
+		if now == nil {
+			return errors.New("clock is nil")
+		}
+		c.now = now
+		return nil
+	}
+}
+
+// WithConfig replaces the file part of the configuration with f, after
+// checking every field. Later options still override it.
+func WithConfig(f Config) Option {
+	return func(c *Config) error {
+		repo := c.RepoDir
+		internal := *c
+		*c = f
+		c.RepoDir = repo
+		c.datastore, c.logger, c.registerer, c.now = internal.datastore, internal.logger, internal.registerer, internal.now
+		return nil
+	}
+}
+
+// LoadConfigFile reads a repo's config.json strictly: an unknown field is an
+// error that names it.
+func LoadConfigFile(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config %s: %w", path, err)
+	}
+	c := DefaultConfig()
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// WriteConfigFile writes the file part of c as indented JSON, atomically.
+func WriteConfigFile(path string, c Config) error {
+	data, err := marshalConfig(c)
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(path, data, 0o644)
+}
+
+func marshalConfig(c Config) ([]byte, error) {
+	data, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode config: %w", err)
+	}
+	return append(data, '\n'), nil
+}
+
+// Validate checks every field and names the first that is wrong.
+func (c *Config) Validate() error {
+	if c.RepoDir == "" {
+		return errors.New("config: repo directory is not set")
+	}
+	if len(c.Listen) == 0 {
+		return errors.New("config: listen: no listen address")
+	}
+	for _, a := range c.Listen {
+		if err := checkListenAddr(a); err != nil {
+			return fmt.Errorf("config: listen: %w", err)
+		}
+	}
+	if _, _, err := net.SplitHostPort(c.API); err != nil {
+		return fmt.Errorf("config: api: %q: %w", c.API, err)
+	}
+	for name, v := range map[string]string{"genesis": c.Genesis, "certificate": c.Certificate, "key": c.Key} {
+		if v == "" {
+			return fmt.Errorf("config: %s: file path is empty", name)
+		}
+	}
+	if c.datastore == nil && c.Datastore != DatastorePebble && c.Datastore != DatastoreMemory {
+		return fmt.Errorf("config: datastore: %q is not %q or %q", c.Datastore, DatastorePebble, DatastoreMemory)
+	}
+	if c.HandshakeTimeout <= 0 {
+		return fmt.Errorf("config: handshake_timeout: %s must be positive", time.Duration(c.HandshakeTimeout))
+	}
+	if c.BlockDuration <= 0 {
+		return fmt.Errorf("config: block_duration: %s must be positive", time.Duration(c.BlockDuration))
+	}
+	return nil
+}
+
+// path resolves a configured file path against the repo directory.
+func (c *Config) path(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.RepoDir, p)
+}
+
+func checkListenAddr(s string) error {
+	a, err := ma.NewMultiaddr(s)
+	if err != nil {
+		return fmt.Errorf("listen address %q: %w", s, err)
+	}
+	tcp := false
+	quic := false
+	ma.ForEach(a, func(c ma.Component) bool {
+		switch c.Protocol().Code {
+		case ma.P_TCP:
+			tcp = true
+		case ma.P_QUIC_V1:
+			quic = true
+		}
+		return true
+	})
+	if !tcp && !quic {
+		return fmt.Errorf("listen address %q is neither TCP nor QUIC (quic-v1)", s)
+	}
+	return nil
+}

@@ -1,0 +1,42 @@
+// Package protocols holds the FinP2P wire protocols: their identifiers, the
+// varint-delimited protobuf framing every stream uses, and the generated
+// message types in protocols/pb.
+package protocols
+
+//go:generate protoc --go_out=. --go_opt=paths=source_relative pb/membership.proto
+
+import (
+	"github.com/libp2p/go-libp2p/core/protocol"
+)
+
+// Stream protocol identifiers. Each is versioned; a breaking change gets a new
+// version rather than a changed meaning.
+const (
+	// Membership exchanges certificate chains; it is the only protocol an
+	// unverified peer may speak.
+	Membership protocol.ID = "/finp2p/membership/1.0.0"
+
+	// DHTPrefix is the protocol prefix of the private FinP2P kad-dht, so it
+	// never mixes with the public IPFS DHT.
+	DHTPrefix protocol.ID = "/finp2p"
+	// DHT is the kad-dht protocol ID that DHTPrefix yields.
+	DHT protocol.ID = DHTPrefix + "/kad/1.0.0"
+)
+
+// Gossipsub topic names.
+const (
+	// TopicRevocations carries certificate revocation lists.
+	TopicRevocations = "/finp2p/revocations/1"
+)
+
+// Message size limits, enforced on every read.
+const (
+	// MaxHelloSize bounds a membership Hello: a chain of two certificates is
+	// under 2 KiB, the rest is room for revocation lists.
+	MaxHelloSize = 1 << 20
+	// MaxCRLsPerHello bounds the revocation lists one Hello may carry, so an
+	// unverified peer cannot make a node check many signatures.
+	MaxCRLsPerHello = 64
+	// MaxGossipMessageSize is the gossipsub maximum message size.
+	MaxGossipMessageSize = 1 << 20
+)

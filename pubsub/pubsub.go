@@ -1,0 +1,146 @@
+// Package pubsub sets up gossipsub for a FinP2P node: members-only peers,
+// strict message signing, an explicit maximum message size, and topics whose
+// validator is always registered before the node subscribes.
+package pubsub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	gossip "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/finp2p/go-finp2p/protocols"
+)
+
+// Config is what New needs.
+type Config struct {
+	// Member reports whether a peer has proved membership; gossip is
+	// exchanged with members only. Required.
+	Member func(peer.ID) bool
+	// MaxMessageSize bounds every message; default protocols.MaxGossipMessageSize.
+	MaxMessageSize int
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// PubSub is a node's gossipsub router.
+type PubSub struct {
+	ps     *gossip.PubSub
+	self   peer.ID
+	log    *slog.Logger
+	cancel context.CancelFunc
+}
+
+// New starts gossipsub on h. Create it before the node dials anyone, so no
+// peer's arrival is missed.
+func New(ctx context.Context, h host.Host, cfg Config) (*PubSub, error) {
+	if cfg.Member == nil {
+		return nil, errors.New("pubsub: membership check is required")
+	}
+	if cfg.MaxMessageSize == 0 {
+		cfg.MaxMessageSize = protocols.MaxGossipMessageSize
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	ps, err := gossip.NewGossipSub(ctx, h,
+		gossip.WithPeerFilter(func(p peer.ID, _ string) bool { return cfg.Member(p) }),
+		gossip.WithMessageSignaturePolicy(gossip.StrictSign),
+		gossip.WithMaxMessageSize(cfg.MaxMessageSize),
+		// A node's own messages go to every member subscribed to the topic,
+		// not only to its mesh, which is empty until a heartbeat grafts it:
+		// FinP2P topics carry control messages (revocations, capabilities)
+		// that must not be lost right after a node joins.
+		gossip.WithFloodPublish(true),
+	)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("pubsub: start gossipsub: %w", err)
+	}
+	return &PubSub{ps: ps, self: h.ID(), log: cfg.Logger, cancel: cancel}, nil
+}
+
+// Close stops gossipsub.
+func (p *PubSub) Close() error {
+	p.cancel()
+	return nil
+}
+
+// Router is the underlying gossipsub router.
+func (p *PubSub) Router() *gossip.PubSub { return p.ps }
+
+// Topic is a joined, validated and subscribed topic.
+type Topic struct {
+	name   string
+	ps     *gossip.PubSub
+	topic  *gossip.Topic
+	sub    *gossip.Subscription
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// Join registers validate for name, then joins and subscribes to it, and
+// calls handle for every message that passed validation and came from another
+// node. handle runs on one goroutine, in delivery order.
+func (p *PubSub) Join(name string, validate gossip.ValidatorEx, handle func(*gossip.Message)) (*Topic, error) {
+	if err := p.ps.RegisterTopicValidator(name, validate); err != nil {
+		return nil, fmt.Errorf("pubsub: register validator for %s: %w", name, err)
+	}
+	topic, err := p.ps.Join(name)
+	if err != nil {
+		_ = p.ps.UnregisterTopicValidator(name)
+		return nil, fmt.Errorf("pubsub: join %s: %w", name, err)
+	}
+	sub, err := topic.Subscribe()
+	if err != nil {
+		_ = topic.Close()
+		_ = p.ps.UnregisterTopicValidator(name)
+		return nil, fmt.Errorf("pubsub: subscribe to %s: %w", name, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t := &Topic{name: name, ps: p.ps, topic: topic, sub: sub, cancel: cancel}
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		for {
+			msg, err := sub.Next(ctx)
+			if err != nil {
+				return
+			}
+			if msg.ReceivedFrom == p.self {
+				continue
+			}
+			if handle != nil {
+				handle(msg)
+			}
+		}
+	}()
+	return t, nil
+}
+
+// Publish sends data on the topic.
+func (t *Topic) Publish(ctx context.Context, data []byte) error {
+	if err := t.topic.Publish(ctx, data); err != nil {
+		return fmt.Errorf("publish on %s: %w", t.name, err)
+	}
+	return nil
+}
+
+// Topic is the underlying gossipsub topic.
+func (t *Topic) Topic() *gossip.Topic { return t.topic }
+
+// Close unsubscribes, leaves the topic and removes its validator.
+func (t *Topic) Close() error {
+	t.cancel()
+	t.sub.Cancel()
+	t.wg.Wait()
+	err := t.topic.Close()
+	_ = t.ps.UnregisterTopicValidator(t.name)
+	return err
+}
