@@ -66,7 +66,7 @@ func NewEmpty(t testing.TB, opts ...node.Option) *Network {
 	t.Helper()
 	dir := t.TempDir()
 	now := time.Now()
-	founding, err := governance.InitFoundingAuthority(filepath.Join(dir, "founding-ca"), NetworkName, "founding-org", now.Add(-time.Minute), 24*time.Hour)
+	founding, err := governance.InitFoundingAuthority(filepath.Join(dir, "founding-ca"), NetworkName, "founding-org", now.Add(-48*time.Hour), 96*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func NewEmpty(t testing.TB, opts ...node.Option) *Network {
 	if err != nil {
 		t.Fatal(err)
 	}
-	govCert, err := founding.CertifyGovernanceCA(csr, now.Add(-time.Minute), 12*time.Hour)
+	govCert, err := founding.CertifyGovernanceCA(csr, now.Add(-47*time.Hour), 72*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
