@@ -1,0 +1,820 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/finp2p/go-finp2p/governance"
+	"github.com/finp2p/go-finp2p/node"
+)
+
+// finp2pBin is the binary TestMain builds; every test drives it as a user would.
+var finp2pBin string
+
+// Deadlines of the tests. They are generous because under -race on a busy
+// CI machine a node process takes seconds to start.
+const (
+	commandTimeout = 2 * time.Minute
+	readyTimeout   = 60 * time.Second
+	networkTimeout = 60 * time.Second
+	exitTimeout    = 30 * time.Second
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(buildAndRun(m))
+}
+
+func buildAndRun(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "finp2p-cli-test-")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "create build directory: %v\n", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	finp2pBin = filepath.Join(dir, "finp2p")
+	args := []string{"build", "-o", finp2pBin}
+	if raceEnabled {
+		args = append(args, "-race")
+		// A race-enabled program waits a second at exit for late reports;
+		// the tests run the binary hundreds of times, so wait less.
+		if os.Getenv("GORACE") == "" {
+			os.Setenv("GORACE", "atexit_sleep_ms=100")
+		}
+	}
+	cmd := exec.Command(goTool, append(args, ".")...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "build the finp2p binary with %s %s: %v\n", goTool, strings.Join(args, " "), err)
+		return 1
+	}
+	return m.Run()
+}
+
+// result is what one finp2p invocation did.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+}
+
+// finp2p runs the binary to completion.
+func finp2p(t *testing.T, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, finp2pBin, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	default:
+		t.Fatalf("finp2p %s: %v", strings.Join(args, " "), err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("finp2p %s did not finish within %s", strings.Join(args, " "), commandTimeout)
+	}
+	return r
+}
+
+// mustFinp2p runs the binary and fails the test unless it exits 0.
+func mustFinp2p(t *testing.T, args ...string) string {
+	t.Helper()
+	r := finp2p(t, args...)
+	if r.code != 0 {
+		t.Fatalf("finp2p %s: %s", strings.Join(args, " "), r)
+	}
+	return r.stdout
+}
+
+// field returns the value of the "name  value" line of a command's output.
+func field(t *testing.T, out, name string) string {
+	t.Helper()
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == name {
+			return strings.Join(f[1:], " ")
+		}
+	}
+	t.Fatalf("no %q line in output:\n%s", name, out)
+	return ""
+}
+
+// freePort returns a TCP port that was free on 127.0.0.1 a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("find a free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func checkMode(t *testing.T, path string, want os.FileMode) {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatalf("stat %s: %v", path, err)
+	}
+	if got := st.Mode().Perm(); got != want {
+		t.Errorf("%s has mode %#o, want %#o", path, got, want)
+	}
+}
+
+// testRepo is one node repo the CLI made.
+type testRepo struct {
+	org    string
+	repo   string
+	peer   string
+	serial string
+	finID  string
+}
+
+// testNet is a certified network made with the CLI: a founding authority and
+// genesis, a founding node (the rendezvous, on a fixed port), a governance
+// organisation with its installed CA and node, and member nodes certified by
+// that governance CA.
+type testNet struct {
+	dir        string
+	genesis    string
+	root       string // the founding root certificate, PEM
+	foundingCA string
+	govCA      string
+	govCACert  string
+	founder    *testRepo
+	governor   *testRepo
+	members    map[string]*testRepo
+}
+
+func newTestNet(t *testing.T, members ...string) *testNet {
+	t.Helper()
+	dir := t.TempDir()
+	tn := &testNet{dir: dir, members: map[string]*testRepo{}}
+	netDir := filepath.Join(dir, "network")
+	tn.genesis = filepath.Join(netDir, "genesis.json")
+	tn.foundingCA = filepath.Join(netDir, "ca")
+	tn.root = filepath.Join(tn.foundingCA, "ca.pem")
+	tn.govCA = filepath.Join(dir, "governor-ca")
+
+	// The founding node's peer ID goes into the genesis, so its repo comes first.
+	port := freePort(t)
+	tn.founder = &testRepo{org: "founder", repo: filepath.Join(dir, "founder")}
+	out := mustFinp2p(t, "init", "--repo", tn.founder.repo, "--org", "founder", "--role", "founding",
+		"--listen", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port), "--api", "127.0.0.1:0")
+	tn.founder.peer = field(t, out, "peer")
+	rendezvous := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", port, tn.founder.peer)
+	out = mustFinp2p(t, "genesis", "--dir", netDir, "--network", "cli-test", "--org", "founder",
+		"--rendezvous", rendezvous, "--dev")
+	if got := field(t, out, "genesis"); got != tn.genesis {
+		t.Fatalf("genesis printed genesis file %q, want %q", got, tn.genesis)
+	}
+	if fp := field(t, out, "fingerprint"); !strings.HasPrefix(fp, "SHA256 ") || len(fp) != len("SHA256 ")+32*3-1 {
+		t.Fatalf("genesis printed fingerprint %q, want SHA256 and 32 colon-separated bytes", fp)
+	}
+	data, err := os.ReadFile(tn.genesis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tn.founder.repo, node.GenesisFileName), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tn.certify(t, tn.founder, tn.foundingCA)
+
+	// The governance organisation: its CA certified by the founding
+	// authority and installed, then its node certified by that CA.
+	tn.governor = &testRepo{org: "governor", repo: filepath.Join(dir, "governor")}
+	out = mustFinp2p(t, "init", "--repo", tn.governor.repo, "--org", "governor", "--role", "governance",
+		"--genesis", tn.genesis, "--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0")
+	tn.governor.peer = field(t, out, "peer")
+	caCSR := field(t, out, "ca-csr")
+	caKey := field(t, out, "ca-key")
+	tn.govCACert = filepath.Join(tn.governor.repo, "ca-request", "ca.pem")
+	out = mustFinp2p(t, "certify", "--governance-ca", "--ca", tn.foundingCA, "--csr", caCSR, "--out", tn.govCACert)
+	if got := field(t, out, "org"); got != "governor" {
+		t.Fatalf("certify --governance-ca printed org %q, want governor", got)
+	}
+	out = mustFinp2p(t, "ca", "install", "--dir", tn.govCA, "--key", caKey, "--cert", tn.govCACert, "--genesis", tn.genesis)
+	if got := field(t, out, "org"); got != "governor" {
+		t.Fatalf("ca install printed org %q, want governor", got)
+	}
+	tn.certify(t, tn.governor, tn.govCA)
+
+	for _, org := range members {
+		r := &testRepo{org: org, repo: filepath.Join(dir, org)}
+		out := mustFinp2p(t, "init", "--repo", r.repo, "--org", org, "--genesis", tn.genesis,
+			"--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0")
+		r.peer = field(t, out, "peer")
+		tn.certify(t, r, tn.govCA)
+		tn.members[org] = r
+	}
+	return tn
+}
+
+// certify has the authority in caDir certify the repo's node.
+func (tn *testNet) certify(t *testing.T, r *testRepo, caDir string) {
+	t.Helper()
+	out := mustFinp2p(t, "certify", "--ca", caDir, "--csr", filepath.Join(r.repo, node.CSRFileName),
+		"--out", filepath.Join(r.repo, node.CertFileName))
+	if got := field(t, out, "peer"); got != r.peer {
+		t.Fatalf("certify printed peer %s, want %s", got, r.peer)
+	}
+	if got := field(t, out, "org"); got != r.org {
+		t.Fatalf("certify printed org %s, want %s", got, r.org)
+	}
+	r.serial = field(t, out, "serial")
+	r.finID = field(t, out, "finid")
+}
+
+// testNode is a running `finp2p run` process.
+type testNode struct {
+	name    string
+	repo    string
+	cmd     *exec.Cmd
+	logPath string
+
+	ready chan struct{} // closed at the "ready" line
+	done  chan struct{} // closed once the process exited
+
+	mu     sync.Mutex
+	stdout []string
+	code   int
+
+	peer string
+	api  string
+}
+
+func (n *testNode) lines() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.stdout)
+}
+
+func (n *testNode) exitCode() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.code
+}
+
+// logTail is the end of the node's stderr, for failure messages.
+func (n *testNode) logTail() string {
+	data, _ := os.ReadFile(n.logPath)
+	s := string(data)
+	if len(s) > 4000 {
+		s = "…" + s[len(s)-4000:]
+	}
+	return s
+}
+
+// startNode runs `finp2p run` for repo and waits for its "ready" line.
+func startNode(t *testing.T, name, repo string, extra ...string) *testNode {
+	t.Helper()
+	n := &testNode{
+		name: name, repo: repo,
+		logPath: filepath.Join(t.TempDir(), name+".log"),
+		ready:   make(chan struct{}), done: make(chan struct{}),
+	}
+	logf, err := os.Create(n.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.cmd = exec.Command(finp2pBin, append([]string{"run", "--repo", repo}, extra...)...)
+	n.cmd.Stderr = logf
+	stdout, err := n.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.cmd.Start(); err != nil {
+		t.Fatalf("start finp2p run for %s: %v", name, err)
+	}
+	go func() {
+		defer close(n.done)
+		defer logf.Close()
+		sc := bufio.NewScanner(stdout)
+		readySeen := false
+		for sc.Scan() {
+			line := sc.Text()
+			n.mu.Lock()
+			n.stdout = append(n.stdout, line)
+			n.mu.Unlock()
+			if line == "ready" && !readySeen {
+				readySeen = true
+				close(n.ready)
+			}
+		}
+		err := n.cmd.Wait()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			code = -1
+		}
+		n.mu.Lock()
+		n.code = code
+		n.mu.Unlock()
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-n.done:
+		default:
+			_ = n.cmd.Process.Kill()
+			<-n.done
+		}
+	})
+
+	timer := time.NewTimer(readyTimeout)
+	defer timer.Stop()
+	select {
+	case <-n.ready:
+	case <-n.done:
+		t.Fatalf("node %s exited with status %d before it was ready; stdout %q; log:\n%s", name, n.exitCode(), n.lines(), n.logTail())
+	case <-timer.C:
+		t.Fatalf("node %s printed no 'ready' line within %s; stdout %q; log:\n%s", name, readyTimeout, n.lines(), n.logTail())
+	}
+	for _, line := range n.lines() {
+		word, rest, _ := strings.Cut(line, " ")
+		switch word {
+		case "peer":
+			n.peer = rest
+		case "api":
+			n.api = rest
+		}
+	}
+	if n.peer == "" || !strings.HasPrefix(n.api, "http://127.0.0.1:") {
+		t.Fatalf("node %s announced peer %q and api %q; stdout %q", name, n.peer, n.api, n.lines())
+	}
+	return n
+}
+
+// stop sends SIGINT and checks the node exits 0 within exitTimeout.
+func (n *testNode) stop(t *testing.T) {
+	t.Helper()
+	if err := n.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatalf("interrupt node %s: %v", n.name, err)
+	}
+	timer := time.NewTimer(exitTimeout)
+	defer timer.Stop()
+	select {
+	case <-n.done:
+	case <-timer.C:
+		t.Fatalf("node %s did not exit within %s of SIGINT; log:\n%s", n.name, exitTimeout, n.logTail())
+	}
+	if code := n.exitCode(); code != 0 {
+		t.Fatalf("node %s exited with status %d after SIGINT, want 0; log:\n%s", n.name, code, n.logTail())
+	}
+	if !slices.Contains(n.lines(), "stopped") {
+		t.Errorf("node %s did not print 'stopped'; stdout %q", n.name, n.lines())
+	}
+}
+
+// status runs `finp2p status --json` against the node.
+func (n *testNode) status(t *testing.T) (node.Status, error) {
+	t.Helper()
+	r := finp2p(t, "status", "--repo", n.repo, "--api", n.api, "--json")
+	if r.code != 0 {
+		return node.Status{}, fmt.Errorf("status of %s: %s", n.name, strings.TrimSpace(r.stderr))
+	}
+	var st node.Status
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+		return node.Status{}, fmt.Errorf("status of %s: decode %q: %w", n.name, r.stdout, err)
+	}
+	return st, nil
+}
+
+// lists reports whether a status shows peer as a connected member.
+func lists(st node.Status, peer string) bool {
+	for _, m := range st.Members {
+		if m.PeerID == peer {
+			return true
+		}
+	}
+	return false
+}
+
+// waitFor polls cond until it holds or timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ok, last := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up after %s waiting for %s; last seen: %s", timeout, what, last)
+		}
+		<-tick.C
+	}
+}
+
+// pemBlocks lists the PEM block types of a file.
+func pemBlocks(t *testing.T, path string) []string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			break
+		}
+		types = append(types, b.Type)
+	}
+	return types
+}
+
+// TestCLINetwork walks through making a network by hand, as the README
+// describes: genesis, init, certify, ca install, run, status, revoke and
+// publish-crl, then a clean stop.
+func TestCLINetwork(t *testing.T) {
+	t.Parallel()
+	tn := newTestNet(t, "bank-a", "bank-b")
+	bankA, bankB := tn.members["bank-a"], tn.members["bank-b"]
+
+	// What init, certify and ca install wrote.
+	for _, r := range []*testRepo{tn.founder, tn.governor, bankA, bankB} {
+		checkMode(t, filepath.Join(r.repo, node.KeyFileName), 0o600)
+		checkMode(t, filepath.Join(r.repo, node.TokenFileName), 0o600)
+	}
+	checkMode(t, filepath.Join(tn.governor.repo, "ca-request", "ca.key"), 0o600)
+	checkMode(t, filepath.Join(tn.govCA, "ca.key"), 0o600)
+	checkMode(t, filepath.Join(tn.foundingCA, "ca.key"), 0o600)
+	if got := pemBlocks(t, filepath.Join(tn.founder.repo, node.CertFileName)); len(got) != 1 {
+		t.Errorf("founding node's certificate file holds %d blocks, want its leaf only (the root is in the genesis)", len(got))
+	}
+	if got := pemBlocks(t, filepath.Join(bankA.repo, node.CertFileName)); len(got) != 2 {
+		t.Errorf("member's certificate file holds %d blocks, want the leaf and the governance CA", len(got))
+	}
+	if bankA.finID == bankB.finID || bankA.finID == "" {
+		t.Errorf("bank-a and bank-b got FinIDs %q and %q, want two distinct ones", bankA.finID, bankB.finID)
+	}
+	g, err := governance.LoadGenesis(tn.genesis)
+	if err != nil {
+		t.Fatalf("load the genesis the CLI wrote: %v", err)
+	}
+	if g.Network != "cli-test" || !g.Development || len(g.Roots) != 1 || len(g.Rendezvous) != 1 ||
+		!strings.HasSuffix(g.Rendezvous[0], "/p2p/"+tn.founder.peer) {
+		t.Errorf("genesis = %+v, want network cli-test, development, one root, the founding node as rendezvous", g)
+	}
+
+	t.Run("openssl verifies the chains", func(t *testing.T) {
+		openssl, err := exec.LookPath("openssl")
+		if err != nil {
+			t.Skip("openssl is not installed, so the chains cannot be checked with it (.ci/run installs it)")
+		}
+		for _, c := range []struct{ name, untrusted, cert string }{
+			{"member", tn.govCACert, filepath.Join(bankA.repo, node.CertFileName)},
+			{"governance node", tn.govCACert, filepath.Join(tn.governor.repo, node.CertFileName)},
+			{"founding node", "", filepath.Join(tn.founder.repo, node.CertFileName)},
+		} {
+			args := []string{"verify", "-CAfile", tn.root}
+			if c.untrusted != "" {
+				args = append(args, "-untrusted", c.untrusted)
+			}
+			out, err := exec.Command(openssl, append(args, c.cert)...).CombinedOutput()
+			if err != nil || !strings.Contains(string(out), ": OK") {
+				t.Errorf("openssl %s: %v\n%s", strings.Join(append(args, c.cert), " "), err, out)
+			}
+		}
+	})
+
+	founder := startNode(t, "founder", tn.founder.repo)
+	nodeA := startNode(t, "bank-a", bankA.repo)
+	nodeB := startNode(t, "bank-b", bankB.repo)
+	if founder.peer != tn.founder.peer || nodeA.peer != bankA.peer || nodeB.peer != bankB.peer {
+		t.Fatalf("nodes announced peers %s %s %s, want %s %s %s", founder.peer, nodeA.peer, nodeB.peer, tn.founder.peer, bankA.peer, bankB.peer)
+	}
+
+	// Members dial the rendezvous node from the genesis and prove
+	// membership; the founding node then lists both members, and each
+	// member lists the founding node.
+	waitFor(t, networkTimeout, "the founding node and both members to list each other", func() (bool, string) {
+		var missing []string
+		sts := map[*testNode]node.Status{}
+		for _, n := range []*testNode{founder, nodeA, nodeB} {
+			st, err := n.status(t)
+			if err != nil {
+				return false, err.Error()
+			}
+			sts[n] = st
+		}
+		for _, m := range []*testNode{nodeA, nodeB} {
+			if !lists(sts[founder], m.peer) {
+				missing = append(missing, "founder does not list "+m.name)
+			}
+			if !lists(sts[m], founder.peer) {
+				missing = append(missing, m.name+" does not list founder")
+			}
+		}
+		return len(missing) == 0, strings.Join(missing, ", ")
+	})
+	st, err := nodeA.status(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Org != "bank-a" || st.Role != "member" || st.FinID != bankA.finID || st.Network != "cli-test" || st.PeerID != bankA.peer {
+		t.Errorf("bank-a status = %+v, want org bank-a, role member, FinID %s, network cli-test", st, bankA.finID)
+	}
+	for _, m := range st.Members {
+		if m.PeerID == founder.peer && (m.Org != "founder" || m.Role != "founding") {
+			t.Errorf("bank-a lists the founding node as org %q role %q", m.Org, m.Role)
+		}
+	}
+	human := mustFinp2p(t, "status", "--repo", bankA.repo, "--api", nodeA.api)
+	for _, want := range []string{"peer", "network", "finid", "certificate", "members"} {
+		field(t, human, want)
+	}
+	if !strings.Contains(human, "founder") {
+		t.Errorf("status does not show the connected founding node:\n%s", human)
+	}
+
+	// Revoke bank-b with the governance CA that certified it and hand the
+	// list to the founding node, which spreads it.
+	crlFile := filepath.Join(tn.dir, "bank-b-revoked.pem")
+	out := mustFinp2p(t, "revoke", "--ca", tn.govCA, "--serial", bankB.serial, "--reason", "4", "--out", crlFile)
+	if got := field(t, out, "revoked"); got != bankB.serial {
+		t.Errorf("revoke printed serial %s, want %s", got, bankB.serial)
+	}
+	if got := pemBlocks(t, crlFile); !slices.Equal(got, []string{"X509 CRL", "CERTIFICATE", "CERTIFICATE"}) {
+		t.Errorf("revocation file holds %v, want the CRL, the governance CA and the founding root", got)
+	}
+	if openssl, err := exec.LookPath("openssl"); err == nil {
+		out, err := exec.Command(openssl, "verify", "-crl_check", "-CRLfile", crlFile, "-CAfile", tn.root,
+			"-untrusted", tn.govCACert, filepath.Join(bankB.repo, node.CertFileName)).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "revoked") {
+			t.Errorf("openssl verify -crl_check does not see bank-b revoked: %v\n%s", err, out)
+		}
+	}
+	out = mustFinp2p(t, "publish-crl", "--repo", tn.founder.repo, "--api", founder.api, crlFile)
+	if !strings.Contains(out, "applied  yes") {
+		t.Errorf("publish-crl printed %q, want it applied", out)
+	}
+	waitFor(t, networkTimeout, "the founding node and bank-a to drop bank-b", func() (bool, string) {
+		var still []string
+		for _, n := range []*testNode{founder, nodeA} {
+			st, err := n.status(t)
+			if err != nil {
+				return false, err.Error()
+			}
+			if lists(st, nodeB.peer) {
+				still = append(still, n.name+" lists bank-b")
+			}
+		}
+		st, err := nodeB.status(t)
+		if err != nil {
+			return false, err.Error()
+		}
+		if len(st.Members) > 0 {
+			still = append(still, fmt.Sprintf("bank-b still lists %d members", len(st.Members)))
+		}
+		return len(still) == 0, strings.Join(still, ", ")
+	})
+	out = mustFinp2p(t, "publish-crl", "--repo", tn.founder.repo, "--api", founder.api, crlFile)
+	if !strings.Contains(out, "applied  no") {
+		t.Errorf("publishing the same list again printed %q, want it not applied", out)
+	}
+
+	for _, n := range []*testNode{nodeB, nodeA, founder} {
+		n.stop(t)
+	}
+}
+
+// TestCertifyTamperedCSR: a request whose signature does not verify is
+// refused with a message that says so, and nothing is written.
+func TestCertifyTamperedCSR(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	mustFinp2p(t, "genesis", "--dir", filepath.Join(dir, "net"), "--network", "tamper", "--org", "founder", "--dev")
+	repo := filepath.Join(dir, "bank-a")
+	mustFinp2p(t, "init", "--repo", repo, "--org", "bank-a")
+	data, err := os.ReadFile(filepath.Join(repo, node.CSRFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		t.Fatalf("node.csr is not PEM:\n%s", data)
+	}
+	block.Bytes[len(block.Bytes)-1] ^= 0x01 // the last byte belongs to the signature
+	tampered := filepath.Join(dir, "tampered.csr")
+	if err := os.WriteFile(tampered, pem.EncodeToMemory(block), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "node.pem")
+	r := finp2p(t, "certify", "--ca", filepath.Join(dir, "net", "ca"), "--csr", tampered, "--out", out)
+	if r.code != 1 || !strings.Contains(r.stderr, "CSR signature") || !strings.Contains(r.stderr, tampered) {
+		t.Errorf("certify with a tampered CSR: %s\nwant exit 1 and an error naming the CSR signature and file", r)
+	}
+	if strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+		t.Errorf("error is not one line:\n%s", r.stderr)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("certify wrote %s although it failed (stat: %v)", out, err)
+	}
+}
+
+// TestRunRefusesBadRepo: run names the missing file or the bad config field.
+func TestRunRefusesBadRepo(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	netDir := filepath.Join(dir, "net")
+	mustFinp2p(t, "genesis", "--dir", netDir, "--network", "badrepo", "--org", "founder", "--dev")
+	repo := filepath.Join(dir, "founder")
+	mustFinp2p(t, "init", "--repo", repo, "--org", "founder", "--role", "founding", "--genesis", filepath.Join(netDir, "genesis.json"),
+		"--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0")
+	mustFinp2p(t, "certify", "--ca", filepath.Join(netDir, "ca"), "--csr", filepath.Join(repo, node.CSRFileName),
+		"--out", filepath.Join(repo, node.CertFileName))
+	cfgPath := filepath.Join(repo, node.ConfigFileName)
+	keyPath := filepath.Join(repo, node.KeyFileName)
+	origCfg, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	setConfig := func(key string, value any) func(*testing.T) {
+		return func(t *testing.T) {
+			var m map[string]any
+			if err := json.Unmarshal(origCfg, &m); err != nil {
+				t.Fatal(err)
+			}
+			m[key] = value
+			data, _ := json.Marshal(m)
+			if err := os.WriteFile(cfgPath, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cases := []struct {
+		name   string
+		mutate func(*testing.T)
+		want   []string
+	}{
+		{"missing key file", func(t *testing.T) {
+			if err := os.Rename(keyPath, keyPath+".away"); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"node key", keyPath}},
+		{"key file readable by others", func(t *testing.T) {
+			if err := os.Chmod(keyPath, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{keyPath, "chmod 600"}},
+		{"bad datastore", setConfig("datastore", "bogus"), []string{"datastore", "bogus"}},
+		{"bad listen address", setConfig("listen", []string{"/ip4/127.0.0.1/udp/0"}), []string{"listen", "/ip4/127.0.0.1/udp/0"}},
+		{"bad api address", setConfig("api", "no-port"), []string{"api", "no-port"}},
+		{"bad handshake timeout", setConfig("handshake_timeout", "0s"), []string{"handshake_timeout"}},
+		{"unknown field", setConfig("lisen", []string{}), []string{"lisen"}},
+		{"missing certificate file", setConfig("certificate", "nowhere.pem"), []string{"certificate", "nowhere.pem"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Cleanup(func() {
+				_ = os.WriteFile(cfgPath, origCfg, 0o644)
+				if _, err := os.Stat(keyPath + ".away"); err == nil {
+					_ = os.Rename(keyPath+".away", keyPath)
+				}
+				_ = os.Chmod(keyPath, 0o600)
+			})
+			c.mutate(t)
+			r := finp2p(t, "run", "--repo", repo)
+			if r.code != 1 {
+				t.Fatalf("run: %s\nwant exit 1", r)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(r.stderr, w) {
+					t.Errorf("run's error does not name %q:\n%s", w, r.stderr)
+				}
+			}
+			if strings.Contains(r.stdout, "ready") {
+				t.Errorf("run printed ready although it failed:\n%s", r.stdout)
+			}
+		})
+	}
+}
+
+// TestInitTwice: a repo's key is made once; a second init refuses.
+func TestInitTwice(t *testing.T) {
+	t.Parallel()
+	repo := filepath.Join(t.TempDir(), "bank-a")
+	mustFinp2p(t, "init", "--repo", repo, "--org", "bank-a")
+	key, err := os.ReadFile(filepath.Join(repo, node.KeyFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := finp2p(t, "init", "--repo", repo, "--org", "bank-a")
+	if r.code != 1 || !strings.Contains(r.stderr, "already") || !strings.Contains(r.stderr, node.KeyFileName) {
+		t.Errorf("second init: %s\nwant exit 1 naming the existing node key", r)
+	}
+	after, err := os.ReadFile(filepath.Join(repo, node.KeyFileName))
+	if err != nil || !bytes.Equal(key, after) {
+		t.Errorf("second init changed the node key (read error %v)", err)
+	}
+}
+
+// TestUsage: help lists every command; mistakes exit 2 with usage.
+func TestUsage(t *testing.T) {
+	t.Parallel()
+	r := finp2p(t, "help")
+	if r.code != 0 {
+		t.Fatalf("help: %s", r)
+	}
+	for _, c := range commands() {
+		if !strings.Contains(r.stdout, "  "+c.name+" ") {
+			t.Errorf("help does not list %s:\n%s", c.name, r.stdout)
+		}
+	}
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, 2, "Commands:"},
+		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
+		{[]string{"certify"}, 2, "--ca is required"},
+		{[]string{"certify", "--nope"}, 2, "flag provided but not defined"},
+		{[]string{"init", "--repo", "x", "--org", "y", "--role", "king"}, 2, "unknown role"},
+		{[]string{"revoke", "--ca", "x", "--out", "y"}, 2, "exactly one of --serial and --cert"},
+		{[]string{"devnet", "--members", "0"}, 2, "--members 0"},
+		{[]string{"ca", "uninstall"}, 2, "unknown subcommand"},
+		{[]string{"genesis", "-h"}, 0, "--network"},
+		{[]string{"status", "--repo", t.TempDir()}, 1, "api.token"},
+	} {
+		r := finp2p(t, c.args...)
+		if r.code != c.code || !strings.Contains(r.stderr+r.stdout, c.want) {
+			t.Errorf("finp2p %s: %s\nwant exit %d and %q", strings.Join(c.args, " "), r, c.code, c.want)
+		}
+	}
+}
+
+// TestDevnet runs the README's main job end to end with two members.
+func TestDevnet(t *testing.T) {
+	if testing.Short() {
+		t.Skip("devnet starts five node processes; skipped with -short")
+	}
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "devnet")
+	r := finp2p(t, "devnet", "--members", "2", "--dir", dir, "--timeout", "2m")
+	if r.code != 0 {
+		t.Fatalf("devnet: %s", r)
+	}
+	for _, want := range []string{
+		"genesis", "certify governance CA by founding root", "install governance CA",
+		"start bank-a", "start bank-b", "members connected via rendezvous",
+		"revoke bank-b by governance CA", "publish CRL to governor's API",
+		"revoked member dropped by every node", "stop nodes", "report", "devnet: all 19 steps passed",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("devnet output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if strings.Contains(r.stdout, "FAILED") {
+		t.Errorf("devnet reported a failure:\n%s", r.stdout)
+	}
+	for _, org := range []string{"founder", "governor", "bank-a", "bank-b"} {
+		data, err := os.ReadFile(filepath.Join(dir, org, "node.log"))
+		if err != nil {
+			t.Errorf("node log of %s: %v", org, err)
+			continue
+		}
+		if !strings.Contains(string(data), "\nstopped\n") {
+			t.Errorf("%s's node did not stop cleanly; its log:\n%s", org, data)
+		}
+	}
+
+	// A devnet never reuses a directory.
+	r = finp2p(t, "devnet", "--members", "1", "--dir", dir)
+	if r.code != 1 || !strings.Contains(r.stderr, "not empty") {
+		t.Errorf("devnet in a used directory: %s\nwant exit 1, directory not empty", r)
+	}
+}

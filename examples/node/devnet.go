@@ -1,0 +1,836 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/finp2p/go-finp2p/api"
+	"github.com/finp2p/go-finp2p/governance"
+	"github.com/finp2p/go-finp2p/node"
+)
+
+// The development network devnet builds.
+const (
+	devnetNetwork     = "finp2p-devnet"
+	devnetFounderOrg  = "founder"
+	devnetGovernorOrg = "governor"
+	devnetGovCADir    = "governor-ca"
+	devnetMaxMembers  = 16
+	nodeLogFile       = "node.log"
+
+	// pollInterval is how often devnet looks at a node's log or status.
+	pollInterval = 100 * time.Millisecond
+	// stopTimeout is how long a node gets to exit after SIGTERM before it
+	// is killed; the node itself bounds its shutdown to shutdownTimeout.
+	stopTimeout = shutdownTimeout + 5*time.Second
+)
+
+// memberOrgs names the member organisations devnet creates, in order.
+var memberOrgs = []string{"bank-a", "bank-b", "custodian-c", "bank-d", "custodian-e", "asset-manager-f"}
+
+func memberOrg(i int) string {
+	if i < len(memberOrgs) {
+		return memberOrgs[i]
+	}
+	return fmt.Sprintf("member-%d", i+1)
+}
+
+// devnode is one node process of the development network.
+type devnode struct {
+	org     string
+	role    governance.Role
+	repo    string
+	logPath string
+	apiAddr string // 127.0.0.1:port, fixed in config.json
+	listen  []string
+	peer    peer.ID
+	cert    string // the node's certificate serial, 0x-hex
+	client  *api.Client
+
+	cmd    *exec.Cmd
+	exited chan struct{} // closed once the process has exited
+	waitMu sync.Mutex
+	waited error // what cmd.Wait returned
+}
+
+func (n *devnode) waitErr() error {
+	n.waitMu.Lock()
+	defer n.waitMu.Unlock()
+	return n.waited
+}
+
+// hasExited reports whether the process ended, with its exit error.
+func (n *devnode) hasExited() (bool, error) {
+	if n.exited == nil {
+		return false, nil
+	}
+	select {
+	case <-n.exited:
+		return true, n.waitErr()
+	default:
+		return false, nil
+	}
+}
+
+// stepResult is one row of devnet's report.
+type stepResult struct {
+	name    string
+	outcome string
+	took    time.Duration
+	err     error
+	log     string // the log file to read when the step failed
+}
+
+// stepError is a failed step; its message names the step and the log file.
+type stepError struct {
+	step string
+	log  string
+	err  error
+}
+
+func (e *stepError) Error() string {
+	msg := fmt.Sprintf("step %q failed: %v", e.step, e.err)
+	if e.log != "" {
+		msg += "; see " + e.log
+	}
+	return msg
+}
+
+func (e *stepError) Unwrap() error { return e.err }
+
+// devnet runs a development network of real node processes.
+type devnet struct {
+	dir     string
+	exe     string
+	members int
+	out     io.Writer
+
+	founding  *devnode
+	governor  *devnode
+	memberNs  []*devnode
+	revoked   *devnode
+	steps     []stepResult
+	crlFile   string
+	startedAt time.Time
+}
+
+func (d *devnet) nodes() []*devnode {
+	return append([]*devnode{d.founding, d.governor}, d.memberNs...)
+}
+
+func runDevnet(ctx context.Context, args []string) error {
+	fs := newFlagSet("devnet", "[--dir DIR] [--members N] [--keep] [--timeout 2m]",
+		"Builds a FinP2P network on 127.0.0.1 from nothing and shows it working: a founding\n"+
+			"authority and genesis, a founding node, a governance organisation whose CA the founding\n"+
+			"authority certifies, N member organisations certified by that CA, every node started as\n"+
+			"its own 'finp2p run' process, membership checked through each node's API, then one member\n"+
+			"revoked and the revocation checked on every node. Ends with a report; exit status 0 means\n"+
+			"every step passed.")
+	var dir string
+	var members int
+	var keep bool
+	var timeout time.Duration
+	fs.StringVar(&dir, "dir", "", "directory for the network's files (default: a new temporary directory, removed after a successful run)")
+	fs.IntVar(&members, "members", 3, fmt.Sprintf("number of member organisations (1 to %d)", devnetMaxMembers))
+	fs.BoolVar(&keep, "keep", false, "leave the nodes running after the checks, until Ctrl-C")
+	fs.DurationVar(&timeout, "timeout", 2*time.Minute, "time allowed for building and checking the network")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	if members < 1 || members > devnetMaxMembers {
+		return usagef("--members %d: want 1 to %d", members, devnetMaxMembers)
+	}
+	if timeout <= 0 {
+		return usagef("--timeout %s: want a positive duration", timeout)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find this program to start nodes with: %w", err)
+	}
+	tempDir := dir == ""
+	if tempDir {
+		if dir, err = os.MkdirTemp("", "finp2p-devnet-"); err != nil {
+			return fmt.Errorf("create devnet directory: %w", err)
+		}
+	} else if err := emptyDir(dir); err != nil {
+		return err
+	}
+	if dir, err = filepath.Abs(dir); err != nil {
+		return fmt.Errorf("devnet directory: %w", err)
+	}
+
+	d := &devnet{dir: dir, exe: exe, members: members, out: os.Stdout, startedAt: time.Now()}
+	fmt.Fprintf(d.out, "devnet: network %s with 1 founding, 1 governance and %d member nodes in %s\n\n", devnetNetwork, members, dir)
+
+	// Whatever happens, no node outlives devnet.
+	defer d.stopAll()
+
+	runCtx, cancel := context.WithTimeout(ctx, timeout)
+	err = d.build(runCtx)
+	cancel()
+	if err == nil && !keep {
+		err = d.step(ctx, "stop nodes", "", d.stopStep)
+	}
+	if ctx.Err() != nil && err != nil {
+		err = fmt.Errorf("interrupted: %w", err)
+	}
+	d.report()
+	if err != nil {
+		return err
+	}
+	if keep {
+		d.keepRunning(ctx)
+		return nil
+	}
+	if tempDir {
+		if rmErr := os.RemoveAll(dir); rmErr == nil {
+			fmt.Fprintf(d.out, "removed %s (pass --dir to keep the files, --keep to keep the nodes running)\n", dir)
+		}
+	}
+	return nil
+}
+
+// emptyDir refuses a directory that already holds files, so a devnet never
+// mixes with an earlier one.
+func emptyDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("--dir %s: %w", dir, err)
+	}
+	if len(entries) > 0 {
+		return fmt.Errorf("--dir %s is not empty; give a new or empty directory", dir)
+	}
+	return nil
+}
+
+// build runs every step up to the revocation check.
+func (d *devnet) build(ctx context.Context) error {
+	if err := d.step(ctx, "prepare ports and directories", "", d.prepare); err != nil {
+		return err
+	}
+	if err := d.step(ctx, "init founder (founding)", "", func(context.Context) (string, error) { return d.initNode(d.founding, "") }); err != nil {
+		return err
+	}
+	if err := d.step(ctx, "genesis", "", d.genesis); err != nil {
+		return err
+	}
+	if err := d.step(ctx, "certify founder by founding root", "", func(context.Context) (string, error) {
+		return d.certifyNode(d.founding, filepath.Join(d.dir, genesisCADir))
+	}); err != nil {
+		return err
+	}
+	if err := d.step(ctx, "init governor (governance)", "", func(context.Context) (string, error) {
+		return d.initNode(d.governor, filepath.Join(d.dir, genesisFile))
+	}); err != nil {
+		return err
+	}
+	if err := d.step(ctx, "certify governance CA by founding root", "", d.certifyGovernanceCA); err != nil {
+		return err
+	}
+	if err := d.step(ctx, "install governance CA", "", d.installGovernanceCA); err != nil {
+		return err
+	}
+	govCA := filepath.Join(d.dir, devnetGovCADir)
+	if err := d.step(ctx, "certify governor by governance CA", "", func(context.Context) (string, error) {
+		return d.certifyNode(d.governor, govCA)
+	}); err != nil {
+		return err
+	}
+	for _, m := range d.memberNs {
+		if err := d.step(ctx, "init + certify "+m.org, "", func(context.Context) (string, error) {
+			if _, err := d.initNode(m, filepath.Join(d.dir, genesisFile)); err != nil {
+				return "", err
+			}
+			return d.certifyNode(m, govCA)
+		}); err != nil {
+			return err
+		}
+	}
+	for _, n := range d.nodes() {
+		if err := d.step(ctx, "start "+n.org, n.logPath, func(ctx context.Context) (string, error) { return d.start(ctx, n) }); err != nil {
+			return err
+		}
+	}
+	if err := d.step(ctx, "members connected via rendezvous", "", d.waitConnected); err != nil {
+		return err
+	}
+	d.revoked = d.memberNs[len(d.memberNs)-1]
+	if err := d.step(ctx, "revoke "+d.revoked.org+" by governance CA", "", d.revoke); err != nil {
+		return err
+	}
+	if err := d.step(ctx, "publish CRL to governor's API", d.governor.logPath, d.publish); err != nil {
+		return err
+	}
+	return d.step(ctx, "revoked member dropped by every node", "", d.waitRevoked)
+}
+
+// step runs one step, prints its outcome as it ends and records it.
+func (d *devnet) step(ctx context.Context, name, log string, f func(context.Context) (string, error)) error {
+	fmt.Fprintf(d.out, "%-42s ", name+" ...")
+	start := time.Now()
+	outcome, err := f(ctx)
+	took := time.Since(start)
+	if err == nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	var se *stepError
+	if errors.As(err, &se) && se.log != "" {
+		log = se.log
+		err = se.err
+	}
+	d.steps = append(d.steps, stepResult{name: name, outcome: outcome, took: took, err: err, log: log})
+	if err != nil {
+		fmt.Fprintf(d.out, "FAILED after %s\n    %s\n", roundTook(took), oneLine(err.Error()))
+		if log != "" {
+			fmt.Fprintf(d.out, "    log: %s\n", log)
+		}
+		return &stepError{step: name, log: log, err: err}
+	}
+	fmt.Fprintf(d.out, "ok  %-7s %s\n", roundTook(took), outcome)
+	return nil
+}
+
+func roundTook(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return d.Round(time.Microsecond).String()
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(10 * time.Millisecond).String()
+}
+
+// report prints the table of steps.
+func (d *devnet) report() {
+	fmt.Fprintf(d.out, "\nreport\n")
+	tw := tabwriter.NewWriter(d.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "  STEP\tOUTCOME\tTIME\n")
+	var failed *stepResult
+	for i, s := range d.steps {
+		outcome := "ok"
+		if s.err != nil {
+			outcome = "FAILED"
+			failed = &d.steps[i]
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.name, outcome, roundTook(s.took))
+	}
+	_ = tw.Flush()
+	total := time.Since(d.startedAt)
+	if failed != nil {
+		fmt.Fprintf(d.out, "devnet: FAILED at step %q after %s: %s\n", failed.name, roundTook(total), oneLine(failed.err.Error()))
+		if failed.log != "" {
+			fmt.Fprintf(d.out, "devnet: node log: %s\n", failed.log)
+		}
+		fmt.Fprintf(d.out, "devnet: files kept in %s\n", d.dir)
+		return
+	}
+	fmt.Fprintf(d.out, "devnet: all %d steps passed in %s\n", len(d.steps), roundTook(total))
+}
+
+// prepare creates the directory, decides each node's ports and repo.
+// Ports are taken while holding every listener, so they are distinct, and
+// released just before the nodes bind them.
+func (d *devnet) prepare(context.Context) (string, error) {
+	if err := os.MkdirAll(d.dir, 0o755); err != nil {
+		return "", fmt.Errorf("create %s: %w", d.dir, err)
+	}
+	count := 2 + d.members
+	ports, err := freeLoopbackPorts(count + 1)
+	if err != nil {
+		return "", err
+	}
+	mk := func(org string, role governance.Role, apiPort int) *devnode {
+		repo := filepath.Join(d.dir, org)
+		return &devnode{
+			org: org, role: role, repo: repo,
+			logPath: filepath.Join(repo, nodeLogFile),
+			apiAddr: net.JoinHostPort("127.0.0.1", fmt.Sprint(apiPort)),
+			listen:  []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"},
+		}
+	}
+	d.founding = mk(devnetFounderOrg, governance.RoleFounding, ports[1])
+	// The founding node is the rendezvous node: its TCP port is in the genesis.
+	d.founding.listen[0] = fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", ports[0])
+	d.governor = mk(devnetGovernorOrg, governance.RoleGovernance, ports[2])
+	for i := range d.members {
+		d.memberNs = append(d.memberNs, mk(memberOrg(i), governance.RoleMember, ports[3+i]))
+	}
+	return fmt.Sprintf("rendezvous tcp/%d, %d API ports on 127.0.0.1", ports[0], count), nil
+}
+
+// freeLoopbackPorts returns n distinct TCP ports free on 127.0.0.1.
+func freeLoopbackPorts(n int) ([]int, error) {
+	var lns []net.Listener
+	defer func() {
+		for _, l := range lns {
+			_ = l.Close()
+		}
+	}()
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("find a free port on 127.0.0.1: %w", err)
+		}
+		lns = append(lns, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// initNode creates a node's repo; genesisPath may be empty when the genesis
+// does not exist yet (the founding node's peer ID goes into it).
+func (d *devnet) initNode(n *devnode, genesisPath string) (string, error) {
+	res, err := initRepo(initOptions{
+		Repo: n.repo, Org: n.org, Role: n.role, Genesis: genesisPath,
+		Listen: n.listen, API: n.apiAddr,
+	})
+	if err != nil {
+		return "", err
+	}
+	n.peer = res.PeerID
+	token, err := node.ReadToken(n.repo)
+	if err != nil {
+		return "", err
+	}
+	n.client = &api.Client{Base: "http://" + n.apiAddr, Token: token, HTTP: &http.Client{Timeout: 5 * time.Second}}
+	return "peer " + res.PeerID.String(), nil
+}
+
+func (d *devnet) genesis(context.Context) (string, error) {
+	rendezvous := fmt.Sprintf("%s/p2p/%s", d.founding.listen[0], d.founding.peer)
+	res, err := createGenesis(genesisOptions{
+		Dir: d.dir, Network: devnetNetwork, Org: devnetFounderOrg,
+		Rendezvous: []string{rendezvous}, Development: true, Validity: 87600 * time.Hour,
+	}, time.Now())
+	if err != nil {
+		return "", err
+	}
+	// The founding node's repo was made before the genesis existed.
+	if err := res.Genesis.Save(filepath.Join(d.founding.repo, node.GenesisFileName)); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("root SHA256 %s…, rendezvous %s", fingerprint(res.Root)[:23], rendezvous), nil
+}
+
+func (d *devnet) certifyNode(n *devnode, caDir string) (string, error) {
+	res, err := certifyCSR(certifyOptions{
+		CA: caDir, CSR: filepath.Join(n.repo, node.CSRFileName), Out: filepath.Join(n.repo, node.CertFileName),
+	}, time.Now())
+	if err != nil {
+		return "", err
+	}
+	n.cert = serialHex(res.Cert)
+	return fmt.Sprintf("%s, FinID %s, serial %s", res.Member.Role, res.Member.FinID, n.cert), nil
+}
+
+func (d *devnet) certifyGovernanceCA(context.Context) (string, error) {
+	res, err := certifyCSR(certifyOptions{
+		CA: filepath.Join(d.dir, genesisCADir), CSR: filepath.Join(d.governor.repo, caRequestDir, caRequestCSR),
+		Out: filepath.Join(d.governor.repo, caRequestDir, "ca.pem"), GovernanceCA: true,
+	}, time.Now())
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%q, serial %s", res.Cert.Subject.String(), serialHex(res.Cert)), nil
+}
+
+func (d *devnet) installGovernanceCA(context.Context) (string, error) {
+	a, err := installCA(caInstallOptions{
+		Dir:     filepath.Join(d.dir, devnetGovCADir),
+		Key:     filepath.Join(d.governor.repo, caRequestDir, caRequestKey),
+		Cert:    filepath.Join(d.governor.repo, caRequestDir, "ca.pem"),
+		Genesis: filepath.Join(d.dir, genesisFile),
+	})
+	if err != nil {
+		return "", err
+	}
+	return "authority in " + a.Dir(), nil
+}
+
+// start launches a node process and waits for its "ready" line.
+func (d *devnet) start(ctx context.Context, n *devnode) (string, error) {
+	logf, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return "", fmt.Errorf("open node log: %w", err)
+	}
+	cmd := exec.Command(d.exe, "run", "--repo", n.repo, "--log-format", "text")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = childProcAttr()
+	err = cmd.Start()
+	_ = logf.Close() // the child holds its own descriptor
+	if err != nil {
+		return "", fmt.Errorf("start %s run: %w", d.exe, err)
+	}
+	n.cmd = cmd
+	n.exited = make(chan struct{})
+	go func() {
+		err := cmd.Wait()
+		n.waitMu.Lock()
+		n.waited = err
+		n.waitMu.Unlock()
+		close(n.exited)
+	}()
+
+	var seen runAnnouncement
+	err = poll(ctx, "the node's 'ready' line", func() (bool, string, error) {
+		if exited, werr := n.hasExited(); exited {
+			return false, "", fmt.Errorf("node exited before it was ready (%v): %s", describeExit(werr), lastLogLine(n.logPath))
+		}
+		seen = readAnnouncement(n.logPath)
+		return seen.ready, fmt.Sprintf("%d lines of log", seen.lines), nil
+	})
+	if err != nil {
+		return "", err
+	}
+	if seen.peer != n.peer.String() {
+		return "", fmt.Errorf("node announced peer %s, want %s from its repo", seen.peer, n.peer)
+	}
+	return fmt.Sprintf("pid %d, api %s, %d listen addresses", cmd.Process.Pid, seen.api, len(seen.listen)), nil
+}
+
+// runAnnouncement is what `finp2p run` printed on stdout so far.
+type runAnnouncement struct {
+	peer   string
+	listen []string
+	api    string
+	ready  bool
+	lines  int
+}
+
+func readAnnouncement(path string) runAnnouncement {
+	var a runAnnouncement
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return a
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		a.lines++
+		word, rest, _ := strings.Cut(sc.Text(), " ")
+		switch word {
+		case "peer":
+			a.peer = rest
+		case "listen":
+			a.listen = append(a.listen, rest)
+		case "api":
+			a.api = rest
+		case "ready":
+			a.ready = true
+		}
+	}
+	return a
+}
+
+// lastLogLine returns the last line a node wrote, which says why it stopped.
+func lastLogLine(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "no log: " + err.Error()
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	return "last log line: " + strings.TrimSpace(lines[len(lines)-1])
+}
+
+func describeExit(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
+
+// poll calls check every pollInterval until it reports done, fails, or ctx
+// ends; the error then says what was awaited and what was seen last.
+func poll(ctx context.Context, what string, check func() (done bool, progress string, err error)) error {
+	t := time.NewTicker(pollInterval)
+	defer t.Stop()
+	last := ""
+	for {
+		done, progress, err := check()
+		if err != nil {
+			return err
+		}
+		if done {
+			return nil
+		}
+		last = progress
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("gave up waiting for %s: %w; last seen: %s", what, ctx.Err(), last)
+		case <-t.C:
+		}
+	}
+}
+
+// statuses asks every running node for its status.
+func (d *devnet) statuses(ctx context.Context) (map[*devnode]node.Status, error) {
+	out := map[*devnode]node.Status{}
+	for _, n := range d.nodes() {
+		if exited, werr := n.hasExited(); exited {
+			return nil, &stepError{log: n.logPath, err: fmt.Errorf("node %s exited (%v): %s", n.org, describeExit(werr), lastLogLine(n.logPath))}
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		st, err := n.client.Status(cctx)
+		cancel()
+		if err != nil {
+			continue // not fatal: the next round asks again
+		}
+		out[n] = st
+	}
+	return out, nil
+}
+
+// connectedPeers lists the peer IDs a status shows as connected members.
+func connectedPeers(st node.Status) []string {
+	ids := make([]string, 0, len(st.Members))
+	for _, m := range st.Members {
+		ids = append(ids, m.PeerID)
+	}
+	return ids
+}
+
+// waitConnected waits until the network has formed around its rendezvous
+// node: the founding node lists every other node as a verified, connected
+// member and every other node lists the founding node. Nodes find each
+// other only through the genesis rendezvous so far (the library has no peer
+// discovery or connect call in its API yet), so direct member-to-member
+// connections are counted and reported but not required.
+func (d *devnet) waitConnected(ctx context.Context) (string, error) {
+	all := d.nodes()
+	rv := d.founding
+	var fatal error
+	var direct, pairs int
+	err := poll(ctx, "the founding node and every other node to list each other as connected members", func() (bool, string, error) {
+		sts, err := d.statuses(ctx)
+		if err != nil {
+			fatal = err
+			return false, "", err
+		}
+		var missing []string
+		for _, n := range all {
+			if _, ok := sts[n]; !ok {
+				missing = append(missing, n.org+": API not answering")
+			}
+		}
+		if len(missing) > 0 {
+			return false, strings.Join(missing, ", "), nil
+		}
+		for _, n := range all {
+			if n == rv {
+				continue
+			}
+			if !slices.Contains(connectedPeers(sts[rv]), n.peer.String()) {
+				missing = append(missing, rv.org+" does not list "+n.org)
+			}
+			if !slices.Contains(connectedPeers(sts[n]), rv.peer.String()) {
+				missing = append(missing, n.org+" does not list "+rv.org)
+			}
+		}
+		direct, pairs = 0, 0
+		for i, a := range all {
+			for _, b := range all[i+1:] {
+				if a == rv || b == rv {
+					continue
+				}
+				pairs++
+				if slices.Contains(connectedPeers(sts[a]), b.peer.String()) && slices.Contains(connectedPeers(sts[b]), a.peer.String()) {
+					direct++
+				}
+			}
+		}
+		return len(missing) == 0, strings.Join(missing, ", "), nil
+	})
+	if err != nil {
+		if fatal != nil {
+			return "", fatal
+		}
+		return "", err
+	}
+	return fmt.Sprintf("%s lists all %d other nodes and each lists %s; %d of %d other pairs directly connected (nodes meet only through the rendezvous node so far)",
+		rv.org, len(all)-1, rv.org, direct, pairs), nil
+}
+
+func (d *devnet) revoke(context.Context) (string, error) {
+	d.crlFile = filepath.Join(d.dir, "revocation-"+d.revoked.org+".pem")
+	res, err := revokeCert(revokeOptions{
+		CA: filepath.Join(d.dir, devnetGovCADir), Serial: d.revoked.cert,
+		Reason: 5, Out: d.crlFile, CRLValidity: defaultCRLValidity,
+	}, time.Now())
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("serial %s, CRL number %s in %s", d.revoked.cert, res.CRL.Number, d.crlFile), nil
+}
+
+func (d *devnet) publish(ctx context.Context) (string, error) {
+	applied, err := publishCRL(ctx, d.governor.repo, d.governor.client.Base, d.crlFile)
+	if err != nil {
+		return "", err
+	}
+	if !applied {
+		return "", errors.New("the governor's node did not take the new revocation list as new")
+	}
+	return "applied by governor, spread over gossipsub", nil
+}
+
+// waitRevoked waits until no other node lists the revoked member and the
+// revoked member lists none of them.
+func (d *devnet) waitRevoked(ctx context.Context) (string, error) {
+	r := d.revoked
+	var others []*devnode
+	for _, n := range d.nodes() {
+		if n != r {
+			others = append(others, n)
+		}
+	}
+	var fatal error
+	err := poll(ctx, "every node to drop "+r.org, func() (bool, string, error) {
+		sts, err := d.statuses(ctx)
+		if err != nil {
+			fatal = err
+			return false, "", err
+		}
+		var still []string
+		for _, n := range others {
+			st, ok := sts[n]
+			if !ok {
+				still = append(still, n.org+": API not answering")
+			} else if slices.Contains(connectedPeers(st), r.peer.String()) {
+				still = append(still, n.org+" still lists "+r.org)
+			}
+		}
+		st, ok := sts[r]
+		if !ok {
+			still = append(still, r.org+": API not answering")
+		} else {
+			for _, n := range others {
+				if slices.Contains(connectedPeers(st), n.peer.String()) {
+					still = append(still, r.org+" still connected to "+n.org)
+				}
+			}
+		}
+		return len(still) == 0, strings.Join(still, ", "), nil
+	})
+	if err != nil {
+		if fatal != nil {
+			return "", fatal
+		}
+		return "", err
+	}
+	return fmt.Sprintf("%d nodes dropped %s; it is connected to none of them", len(others), r.org), nil
+}
+
+// stopStep stops every node and checks each exited cleanly.
+func (d *devnet) stopStep(context.Context) (string, error) {
+	results := d.stopAll()
+	var bad []string
+	for _, n := range d.nodes() {
+		if err, ok := results[n]; ok && err != nil {
+			bad = append(bad, fmt.Sprintf("%s: %v (%s)", n.org, err, n.logPath))
+		}
+	}
+	if len(bad) > 0 {
+		return "", errors.New("nodes did not stop cleanly: " + strings.Join(bad, "; "))
+	}
+	return fmt.Sprintf("%d nodes exited with status 0 after SIGTERM", len(results)), nil
+}
+
+// stopAll sends SIGTERM to every running node, kills those still running
+// after stopTimeout, and returns each stopped node's exit error.
+func (d *devnet) stopAll() map[*devnode]error {
+	results := map[*devnode]error{}
+	if d.founding == nil {
+		return results
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, n := range d.nodes() {
+		if n.cmd == nil {
+			continue
+		}
+		if exited, _ := n.hasExited(); exited {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := stopProcess(n)
+			mu.Lock()
+			results[n] = err
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return results
+}
+
+// stopProcess ends one node: SIGTERM, then SIGKILL to its process group.
+func stopProcess(n *devnode) error {
+	_ = n.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-n.exited:
+		return n.waitErr()
+	case <-time.After(stopTimeout):
+	}
+	killGroup(n.cmd.Process)
+	<-n.exited
+	return fmt.Errorf("did not exit within %s of SIGTERM and was killed", stopTimeout)
+}
+
+// keepRunning serves --keep: it shows how to reach each node, waits for
+// Ctrl-C (or SIGTERM) and then stops the nodes.
+func (d *devnet) keepRunning(ctx context.Context) {
+	fmt.Fprintf(d.out, "\nthe nodes keep running; press Ctrl-C to stop them\n")
+	tw := tabwriter.NewWriter(d.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "  NODE\tROLE\tAPI\tTOKEN\tLOG\n")
+	for _, n := range d.nodes() {
+		role := string(n.role)
+		if n == d.revoked {
+			role += " (revoked)"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", n.org, role, n.client.Base, filepath.Join(n.repo, node.TokenFileName), n.logPath)
+	}
+	_ = tw.Flush()
+	example := d.founding
+	for _, m := range d.memberNs {
+		if m != d.revoked {
+			example = m
+			break
+		}
+	}
+	fmt.Fprintf(d.out, "try:  finp2p status --repo %s\n", example.repo)
+	fmt.Fprintf(d.out, "      curl -H \"Authorization: Bearer $(cat %s)\" %s/v1/status\n",
+		filepath.Join(example.repo, node.TokenFileName), example.client.Base)
+	<-ctx.Done()
+	fmt.Fprintf(d.out, "\nstopping %d nodes\n", len(d.nodes()))
+	results := d.stopAll()
+	for _, n := range d.nodes() {
+		if err, ok := results[n]; ok {
+			fmt.Fprintf(d.out, "  %-16s %s\n", n.org, describeExit(err))
+		}
+	}
+}

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/finp2p/go-finp2p/api"
+	"github.com/finp2p/go-finp2p/node"
+)
+
+// shutdownTimeout bounds stopping the API and the node.
+const shutdownTimeout = 10 * time.Second
+
+func runRun(ctx context.Context, args []string) error {
+	fs := newFlagSet("run", "--repo DIR [flags]",
+		"Runs the node of repo DIR and its HTTP API until SIGINT or SIGTERM. Once up it prints\n"+
+			"'peer <id>', one 'listen <multiaddr>' per address, 'api <url>' and 'ready'; logs go to stderr.")
+	var repo, apiAddr, logFormat, logLevel string
+	var listen stringList
+	fs.StringVar(&repo, "repo", "", "repo directory made by 'finp2p init' (required)")
+	fs.Var(&listen, "listen", "multiaddr to listen on, replacing config.json's listen (repeatable)")
+	fs.StringVar(&apiAddr, "api", "", "host:port of the HTTP API, replacing config.json's api")
+	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	if err := requireFlags("repo", repo); err != nil {
+		return err
+	}
+	logger, err := newLogger(os.Stderr, logFormat, logLevel)
+	if err != nil {
+		return err
+	}
+	return runNode(ctx, logger, repo, listen, apiAddr)
+}
+
+// newLogger builds the slog logger the flags ask for.
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, usagef("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usagef("--log-format %q: want text or json", format)
+}
+
+// runNode starts the node and its API, announces them on stdout and serves
+// until ctx is cancelled, then stops both within shutdownTimeout.
+func runNode(ctx context.Context, logger *slog.Logger, repo string, listen []string, apiAddr string) (err error) {
+	cfgPath := filepath.Join(repo, node.ConfigFileName)
+	cfg, err := node.LoadConfigFile(cfgPath)
+	if err != nil {
+		return err
+	}
+	if apiAddr == "" {
+		apiAddr = cfg.API
+	}
+	token, err := node.ReadToken(repo)
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	for name, c := range map[string]prometheus.Collector{
+		"Go runtime": collectors.NewGoCollector(),
+		"process":    collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("register %s metrics: %w", name, err)
+		}
+	}
+	opts := []node.Option{node.WithLogger(logger), node.WithMetrics(reg)}
+	if len(listen) > 0 {
+		opts = append(opts, node.WithListenAddrs(listen...))
+	}
+	if apiAddr != cfg.API {
+		opts = append(opts, node.WithAPIAddr(apiAddr))
+	}
+	n, err := node.Open(repo, opts...)
+	if err != nil {
+		return err
+	}
+	if err := n.Start(ctx); err != nil {
+		return err
+	}
+	srv, err := api.New(api.Config{Addr: apiAddr, Token: token, Node: n, Gatherer: reg, Logger: logger})
+	if err == nil {
+		err = srv.Start()
+	}
+	if err != nil {
+		closeCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		return errors.Join(err, n.Close(closeCtx))
+	}
+
+	fmt.Fprintf(os.Stdout, "peer %s\n", n.ID())
+	for _, a := range n.Addrs() {
+		fmt.Fprintf(os.Stdout, "listen %s\n", a)
+	}
+	fmt.Fprintf(os.Stdout, "api http://%s\n", srv.Addr())
+	fmt.Fprintf(os.Stdout, "ready\n")
+
+	<-ctx.Done()
+	// A second SIGINT or SIGTERM while stopping ends the process at once.
+	signal.Reset(os.Interrupt, syscall.SIGTERM)
+	logger.Info("stopping", "timeout", shutdownTimeout)
+	closeCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	var errs []error
+	if err := srv.Close(closeCtx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := n.Close(closeCtx); err != nil {
+		errs = append(errs, fmt.Errorf("close node: %w", err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	logger.Info("stopped")
+	fmt.Fprintf(os.Stdout, "stopped\n")
+	return nil
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/finp2p/go-finp2p/api"
+	"github.com/finp2p/go-finp2p/node"
+)
+
+func runStatus(ctx context.Context, args []string) error {
+	fs := newFlagSet("status", "--repo DIR [--api URL] [--json]",
+		"Asks the running node of repo DIR (GET /v1/status, with the token from DIR/api.token) who it\n"+
+			"is and which members it is connected to.")
+	var repo, apiURL string
+	var asJSON bool
+	fs.StringVar(&repo, "repo", "", "repo of the running node (required)")
+	fs.StringVar(&apiURL, "api", "", "API base URL (default: from the repo's config.json)")
+	fs.BoolVar(&asJSON, "json", false, "print the status as JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	if err := requireFlags("repo", repo); err != nil {
+		return err
+	}
+	c, err := apiClient(repo, apiURL)
+	if err != nil {
+		return err
+	}
+	st, err := c.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("node at %s: %w", c.Base, err)
+	}
+	if asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(st); err != nil {
+			return fmt.Errorf("write status: %w", err)
+		}
+		return nil
+	}
+	printStatus(os.Stdout, st, time.Now())
+	return nil
+}
+
+// printStatus writes a node's status for a person to read.
+func printStatus(w io.Writer, st node.Status, now time.Time) {
+	fields(w,
+		"peer", st.PeerID,
+		"network", st.Network,
+		"org", st.Org,
+		"finid", st.FinID,
+		"role", st.Role,
+		"version", st.Version,
+		"certificate", fmt.Sprintf("expires %s (in %s)", st.CertificateExpires.UTC().Format(time.RFC3339), roundDuration(st.CertificateExpires.Sub(now))),
+	)
+	fmt.Fprintf(w, "addresses\n")
+	for _, a := range st.Addresses {
+		fmt.Fprintf(w, "  %s\n", a)
+	}
+	fmt.Fprintf(w, "members   %d connected\n", len(st.Members))
+	if len(st.Members) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "  ORG\tROLE\tPEER\tADDRESS\n")
+	for _, m := range st.Members {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", m.Org, m.Role, m.PeerID, strings.Join(m.Addresses, " "))
+	}
+	_ = tw.Flush()
+}
+
+// roundDuration shows a duration in days, or smaller units under a day.
+func roundDuration(d time.Duration) string {
+	if d < 0 {
+		return "expired " + roundDuration(-d) + " ago"
+	}
+	if d >= 48*time.Hour {
+		return fmt.Sprintf("%dd", int(d/(24*time.Hour)))
+	}
+	return d.Round(time.Second).String()
+}
+
+// apiClient builds a client for the node of repo: the base URL from apiURL
+// or the repo's config.json, the bearer token from its api.token.
+func apiClient(repo, apiURL string) (*api.Client, error) {
+	token, err := node.ReadToken(repo)
+	if err != nil {
+		return nil, err
+	}
+	base := apiURL
+	if base == "" {
+		cfg, err := node.LoadConfigFile(filepath.Join(repo, node.ConfigFileName))
+		if err != nil {
+			return nil, err
+		}
+		if base, err = baseURL(cfg.API); err != nil {
+			return nil, fmt.Errorf("config %s: api: %w", filepath.Join(repo, node.ConfigFileName), err)
+		}
+	} else if base, err = normaliseURL(apiURL); err != nil {
+		return nil, fmt.Errorf("--api: %w", err)
+	}
+	return &api.Client{Base: base, Token: token}, nil
+}
+
+// baseURL turns the host:port a node listens on into a URL to call it at:
+// an unspecified host (0.0.0.0, ::) is reached on loopback.
+func baseURL(hostPort string) (string, error) {
+	host, port, err := net.SplitHostPort(hostPort)
+	if err != nil {
+		return "", fmt.Errorf("%q: %w", hostPort, err)
+	}
+	if port == "0" {
+		return "", fmt.Errorf("%q has port 0, so the node's API address is only known to the node; pass --api", hostPort)
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+		if ip != nil && ip.To4() == nil {
+			host = "::1"
+		}
+	}
+	return "http://" + net.JoinHostPort(host, port), nil
+}
+
+// normaliseURL accepts http://host:port (optionally with a trailing slash)
+// or a bare host:port.
+func normaliseURL(s string) (string, error) {
+	if !strings.Contains(s, "://") {
+		return baseURL(s)
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("%q: %w", s, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", fmt.Errorf("%q: scheme %q, want http or https", s, u.Scheme)
+	}
+	if u.Host == "" {
+		return "", fmt.Errorf("%q has no host", s)
+	}
+	return strings.TrimSuffix(u.Scheme+"://"+u.Host+u.Path, "/"), nil
+}
