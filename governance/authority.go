@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/finp2p/go-finp2p/internal/limitedfile"
 	"io/fs"
 	"math/big"
 	"net/url"
@@ -377,7 +378,7 @@ func OpenAuthority(dir string) (*Authority, error) {
 		return nil, fmt.Errorf("open authority: %s and %s: %w", certPath, authorityKeyFile, err)
 	}
 	chainPath := filepath.Join(dir, authorityChainFile)
-	chainData, err := readLimited(chainPath, maxPEMFile)
+	chainData, err := limitedfile.Read(chainPath, maxPEMFile)
 	if err != nil {
 		return nil, fmt.Errorf("open authority: %w", err)
 	}
@@ -398,7 +399,7 @@ func OpenAuthority(dir string) (*Authority, error) {
 		return nil, fmt.Errorf("open authority %s: %w", dir, err)
 	}
 	statePath := filepath.Join(dir, authorityStateFile)
-	data, err := readLimited(statePath, maxStateFile)
+	data, err := limitedfile.Read(statePath, maxStateFile)
 	if err != nil {
 		return nil, fmt.Errorf("open authority: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/finp2p/go-finp2p/internal/limitedfile"
 	"io"
 	"time"
 
@@ -56,7 +57,7 @@ func ParseGenesis(data []byte) (*Genesis, error) {
 
 // LoadGenesis reads and parses the genesis file at path.
 func LoadGenesis(path string) (*Genesis, error) {
-	data, err := readLimited(path, maxGenesisFile)
+	data, err := limitedfile.Read(path, maxGenesisFile)
 	if err != nil {
 		return nil, fmt.Errorf("load genesis: %w", err)
 	}

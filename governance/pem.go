@@ -6,8 +6,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
-	"os"
+	"github.com/finp2p/go-finp2p/internal/limitedfile"
 )
 
 const (
@@ -63,7 +62,7 @@ func ParseCertificatesPEM(data []byte) ([]*x509.Certificate, error) {
 
 // LoadCertificatesPEM reads a file of PEM-encoded certificates.
 func LoadCertificatesPEM(path string) ([]*x509.Certificate, error) {
-	data, err := readLimited(path, maxPEMFile)
+	data, err := limitedfile.Read(path, maxPEMFile)
 	if err != nil {
 		return nil, err
 	}
@@ -155,21 +154,4 @@ func pemOrDER(data []byte, types ...string) ([]byte, error) {
 		}
 	}
 	return nil, fmt.Errorf("PEM block is %q, want %q", block.Type, types[0])
-}
-
-// readLimited reads a whole file of at most limit bytes.
-func readLimited(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("read %s: larger than the %d bytes allowed", path, limit)
-	}
-	return data, nil
 }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
-	"io"
+	"github.com/finp2p/go-finp2p/internal/limitedfile"
 	"os"
 	"strings"
 	"time"
@@ -100,7 +100,7 @@ func certifyCSR(o certifyOptions, now time.Time) (certifyResult, error) {
 	if err != nil {
 		return certifyResult{}, err
 	}
-	data, err := readInput(o.CSR)
+	data, err := limitedfile.Read(o.CSR, maxInputFile)
 	if err != nil {
 		return certifyResult{}, err
 	}
@@ -141,23 +141,6 @@ func certifyCSR(o certifyOptions, now time.Time) (certifyResult, error) {
 	}
 	res.Out = o.Out
 	return res, nil
-}
-
-// readInput reads a small input file (a request, certificate or list).
-func readInput(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxInputFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if len(data) > maxInputFile {
-		return nil, fmt.Errorf("read %s: larger than %d bytes", path, maxInputFile)
-	}
-	return data, nil
 }
 
 // serialHex writes a certificate's serial as revoke --serial accepts it.

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"github.com/finp2p/go-finp2p/internal/limitedfile"
 	"math/big"
 	"os"
 	"strings"
@@ -172,7 +173,7 @@ func runPublishCRL(ctx context.Context, args []string) error {
 // publishCRL sends the list in file to the node's API and reports whether
 // the node took it as new.
 func publishCRL(ctx context.Context, repo, apiURL, file string) (bool, error) {
-	data, err := readInput(file)
+	data, err := limitedfile.Read(file, maxInputFile)
 	if err != nil {
 		return false, err
 	}
