@@ -13,18 +13,25 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/finp2p/go-finp2p/discovery"
 	"github.com/finp2p/go-finp2p/governance"
 	"github.com/finp2p/go-finp2p/node"
 )
 
 // MaxRequestBody bounds every request body.
 const MaxRequestBody = 1 << 20
+
+// DiscoveryTimeout bounds one resolution or member listing, so the API
+// answers with a problem before a client's own timeout (30s) gives up.
+const DiscoveryTimeout = 20 * time.Second
 
 // Config is what a Server needs.
 type Config struct {
@@ -79,6 +86,8 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", s.status)
 	mux.HandleFunc("POST /v1/revocations", s.revocations)
+	mux.HandleFunc("GET /v1/orgs", s.orgs)
+	mux.HandleFunc("GET /v1/orgs/{org}", s.resolve)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
 	return s.authenticate(mux)
 }
@@ -171,6 +180,118 @@ func (s *Server) revocations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, RevocationResponse{Applied: applied})
+}
+
+// OrgsResponse is the answer of GET /v1/orgs: one resolution per member
+// organisation that matches the filter, never null.
+type OrgsResponse struct {
+	Orgs []discovery.Resolution `json:"orgs"`
+}
+
+// filterParams are the query parameters GET /v1/orgs takes.
+var filterParams = []string{"service", "protocol", "ledger"}
+
+func (s *Server) orgs(w http.ResponseWriter, r *http.Request) {
+	q, ok := query(w, r, filterParams...)
+	if !ok {
+		return
+	}
+	f := discovery.Filter{Service: q.Get("service"), Protocol: q.Get("protocol"), Ledger: q.Get("ledger")}
+	ctx, cancel := context.WithTimeout(r.Context(), DiscoveryTimeout)
+	defer cancel()
+	list, err := s.cfg.Node.Orgs(ctx, f)
+	if err != nil {
+		s.log.Warn("list orgs failed", "filter", f, "error", err)
+		writeProblem(w, http.StatusBadGateway, "discovery-failed", fmt.Sprintf("list orgs: %v", err))
+		return
+	}
+	out := OrgsResponse{Orgs: make([]discovery.Resolution, 0, len(list))}
+	for _, res := range list {
+		out.Orgs = append(out.Orgs, normalise(res))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) resolve(w http.ResponseWriter, r *http.Request) {
+	org := r.PathValue("org")
+	if err := governance.ValidateOrgID(org); err != nil {
+		writeProblem(w, http.StatusBadRequest, "bad-org", err.Error())
+		return
+	}
+	if _, ok := query(w, r); !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), DiscoveryTimeout)
+	defer cancel()
+	res, err := s.cfg.Node.Resolve(ctx, org)
+	switch {
+	case errors.Is(err, discovery.ErrOrgNotFound):
+		writeProblem(w, http.StatusNotFound, "org-not-found", err.Error())
+		return
+	case err != nil:
+		s.log.Warn("resolve failed", "org", org, "error", err)
+		writeProblem(w, http.StatusBadGateway, "discovery-failed", fmt.Sprintf("resolve %s: %v", org, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, normalise(res))
+}
+
+// query parses the query string and refuses parameters other than allowed,
+// and any given twice; on failure it has already written the problem.
+func query(w http.ResponseWriter, r *http.Request, allowed ...string) (url.Values, bool) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		writeProblem(w, http.StatusBadRequest, "bad-query", fmt.Sprintf("query string: %v", err))
+		return nil, false
+	}
+	names := make([]string, 0, len(q))
+	for name := range q {
+		names = append(names, name)
+	}
+	slices.Sort(names) // report the same parameter every time
+	for _, name := range names {
+		if !slices.Contains(allowed, name) {
+			detail := fmt.Sprintf("unknown query parameter %q", name)
+			if len(allowed) > 0 {
+				detail += "; this endpoint takes " + strings.Join(allowed, ", ")
+			} else {
+				detail += "; this endpoint takes none"
+			}
+			writeProblem(w, http.StatusBadRequest, "bad-query", detail)
+			return nil, false
+		}
+		if len(q[name]) > 1 {
+			writeProblem(w, http.StatusBadRequest, "bad-query", fmt.Sprintf("query parameter %q is given %d times, at most once", name, len(q[name])))
+			return nil, false
+		}
+		if v := q.Get(name); len(v) > discovery.MaxNameLen {
+			writeProblem(w, http.StatusBadRequest, "bad-query", fmt.Sprintf("query parameter %q is %d bytes long, at most %d", name, len(v), discovery.MaxNameLen))
+			return nil, false
+		}
+	}
+	return q, true
+}
+
+// normalise returns a resolution with every list non-nil, so clients always
+// get JSON arrays; it fills in a copy of Nodes, never the node's own slice.
+func normalise(res discovery.Resolution) discovery.Resolution {
+	nodes := make([]discovery.NodeInfo, len(res.Nodes))
+	for i, n := range res.Nodes {
+		n.Addrs = nonNil(n.Addrs)
+		n.Protocols = nonNil(n.Protocols)
+		n.Services = nonNil(n.Services)
+		n.Ledgers = nonNil(n.Ledgers)
+		nodes[i] = n
+	}
+	res.Nodes = nodes
+	return res
+}
+
+func nonNil(list []string) []string {
+	if list == nil {
+		return []string{}
+	}
+	return list
 }
 
 // decodeJSON reads a size-limited JSON body strictly; on failure it has

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"time"
 
+	"github.com/finp2p/go-finp2p/discovery"
 	"github.com/finp2p/go-finp2p/node"
 )
 
@@ -34,6 +36,33 @@ func (c *Client) PublishRevocationList(ctx context.Context, req RevocationReques
 	var resp RevocationResponse
 	err := c.do(ctx, http.MethodPost, "/v1/revocations", req, &resp)
 	return resp, err
+}
+
+// Orgs calls GET /v1/orgs: the network's member organisations that match f.
+func (c *Client) Orgs(ctx context.Context, f discovery.Filter) ([]discovery.Resolution, error) {
+	q := url.Values{}
+	for name, v := range map[string]string{"service": f.Service, "protocol": f.Protocol, "ledger": f.Ledger} {
+		if v != "" {
+			q.Set(name, v)
+		}
+	}
+	path := "/v1/orgs"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var resp OrgsResponse
+	if err := c.do(ctx, http.MethodGet, path, nil, &resp); err != nil {
+		return nil, err
+	}
+	return resp.Orgs, nil
+}
+
+// Resolve calls GET /v1/orgs/{org}: the org's FinID and nodes. When the node
+// knows no such org the error wraps a *Problem of kind "org-not-found".
+func (c *Client) Resolve(ctx context.Context, org string) (discovery.Resolution, error) {
+	var res discovery.Resolution
+	err := c.do(ctx, http.MethodGet, "/v1/orgs/"+url.PathEscape(org), nil, &res)
+	return res, err
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 )
 
 // ProblemTypeBase prefixes every problem type; the suffix is stable per error.
@@ -20,6 +21,11 @@ type Problem struct {
 // Error makes a Problem an error, for the client.
 func (p *Problem) Error() string {
 	return fmt.Sprintf("%s (%d %s): %s", p.Title, p.Status, p.Type, p.Detail)
+}
+
+// Kind is the stable suffix of the problem's type, such as "org-not-found".
+func (p *Problem) Kind() string {
+	return strings.TrimPrefix(p.Type, ProblemTypeBase)
 }
 
 func writeProblem(w http.ResponseWriter, code int, kind, detail string) {

@@ -78,7 +78,13 @@ func (s *Service) admit(p peer.ID, proto protocol.ID) error {
 		s.mu.Unlock()
 		return nil
 	}
+	h := s.host
 	s.mu.Unlock()
+	// A stream on a connection that is already gone (identify push from a
+	// closing host, say) has no handshake to wait for.
+	if h != nil && h.Network().Connectedness(p) != network.Connected {
+		return fmt.Errorf("protocol %s with %s: %w: not connected", proto, p, ErrNotVerified)
+	}
 
 	if proto == identify.ID || proto == identify.IDPush {
 		timer := time.NewTimer(s.cfg.HandshakeTimeout)

@@ -62,10 +62,15 @@ func (s *Service) disconnected(n network.Network, c network.Conn) {
 		return
 	}
 	s.mu.Lock()
-	if st, ok := s.peers[p]; ok && st.resolved {
+	st, ok := s.peers[p]
+	if ok {
 		delete(s.peers, p)
 	}
 	s.mu.Unlock()
+	if ok {
+		// Anything waiting for this peer's handshake stops waiting.
+		s.resolve(st, governance.Member{}, errors.New("disconnected before proving membership"))
+	}
 }
 
 // watchdog refuses a peer that has not proved membership in time.
@@ -98,6 +103,8 @@ func (s *Service) initiate(c network.Conn, st *peerState) {
 		if s.resolve(st, m, nil) {
 			s.accepted(m)
 		}
+	case errors.Is(err, errTransport) && c.IsClosed():
+		s.interrupted(p, st, err)
 	case errors.Is(err, ErrRefusedByPeer):
 		// The fault may be ours (an expired certificate, say): do not block
 		// the peer, but do not keep a connection that can carry nothing.
@@ -117,7 +124,7 @@ func (s *Service) handshake(c network.Conn) (governance.Member, error) {
 	// wait for identify, which waits for this handshake.
 	str, err := c.NewStream(ctx)
 	if err != nil {
-		return governance.Member{}, fmt.Errorf("open membership stream to %s: %w", p, err)
+		return governance.Member{}, fmt.Errorf("%w: open membership stream to %s: %w", errTransport, p, err)
 	}
 	deadline, _ := ctx.Deadline()
 	_ = str.SetDeadline(deadline)
@@ -127,17 +134,17 @@ func (s *Service) handshake(c network.Conn) (governance.Member, error) {
 	}
 	if err := msmux.SelectProtoOrFail(protocols.Membership, str); err != nil {
 		str.Reset()
-		return governance.Member{}, fmt.Errorf("peer %s does not speak %s: %w", p, protocols.Membership, err)
+		return governance.Member{}, fmt.Errorf("%w: peer %s does not speak %s: %w", errTransport, p, protocols.Membership, err)
 	}
 	if err := protocols.WriteMsg(str, s.hello()); err != nil {
 		str.Reset()
-		return governance.Member{}, fmt.Errorf("send certificate chain to %s: %w", p, err)
+		return governance.Member{}, fmt.Errorf("%w: send certificate chain to %s: %w", errTransport, p, err)
 	}
 	_ = str.CloseWrite()
 	var reply pb.HelloReply
 	if err := protocols.ReadMsg(str, &reply, protocols.MaxHelloSize); err != nil {
 		str.Reset()
-		return governance.Member{}, fmt.Errorf("membership reply from %s: %w", p, err)
+		return governance.Member{}, fmt.Errorf("%w: membership reply from %s: %w", errTransport, p, err)
 	}
 	_ = str.Close()
 	if reply.Error != "" {
@@ -147,6 +154,19 @@ func (s *Service) handshake(c network.Conn) (governance.Member, error) {
 		return governance.Member{}, fmt.Errorf("membership reply from %s carries neither a certificate chain nor an error", p)
 	}
 	return s.check(c, reply.Hello)
+}
+
+// errTransport marks a handshake that failed in transit rather than on
+// the peer's credentials.
+var errTransport = errors.New("membership handshake interrupted")
+
+// interrupted records a handshake cut short by the connection closing (a
+// peer shutting down or restarting, a simultaneous dial's duplicate): the
+// peer is forgotten, not blocked, so it can come back at once.
+func (s *Service) interrupted(p peer.ID, st *peerState, err error) {
+	s.resolve(st, governance.Member{}, err)
+	s.metrics.handshakes.WithLabelValues("interrupted").Inc()
+	s.log.Info("membership handshake interrupted: connection closed", "peer", p, "error", err)
 }
 
 // handleStream runs the handshake as the listening side.
@@ -161,7 +181,12 @@ func (s *Service) handleStream(str network.Stream) {
 	var hello pb.Hello
 	if err := protocols.ReadMsg(str, &hello, protocols.MaxHelloSize); err != nil {
 		str.Reset()
-		s.refuse(p, st, fmt.Errorf("membership handshake from %s: %w", p, err))
+		err = fmt.Errorf("membership handshake from %s: %w", p, err)
+		if c.IsClosed() {
+			s.interrupted(p, st, err)
+			return
+		}
+		s.refuse(p, st, err)
 		return
 	}
 	m, err := s.check(c, &hello)

@@ -58,6 +58,19 @@ type Config struct {
 	HandshakeTimeout Duration `json:"handshake_timeout"`
 	// BlockDuration is how long a peer that failed the handshake is blocked.
 	BlockDuration Duration `json:"block_duration"`
+	// Announce, if set, replaces the addresses the node advertises (like
+	// kubo's Addresses.Announce): multiaddrs without /p2p.
+	Announce []string `json:"announce,omitempty"`
+	// NoAnnounce removes addresses from what is advertised: an exact
+	// multiaddr, or an IP range written /ip4/10.0.0.0/ipcidr/8.
+	NoAnnounce []string `json:"no_announce,omitempty"`
+	// Services are the FinP2P services the org offers, as advertised.
+	Services []string `json:"services,omitempty"`
+	// Ledgers are the distributed ledgers the org can reach, as advertised.
+	Ledgers []string `json:"ledgers,omitempty"`
+	// AdvertisementTTL is how long an advertisement is valid; the node
+	// re-advertises well before it expires.
+	AdvertisementTTL Duration `json:"advertisement_ttl"`
 
 	datastore  datastore.Batching
 	logger     *slog.Logger
@@ -96,6 +109,7 @@ func DefaultConfig() Config {
 		Datastore:        DatastorePebble,
 		HandshakeTimeout: Duration(10 * time.Second),
 		BlockDuration:    Duration(10 * time.Minute),
+		AdvertisementTTL: Duration(24 * time.Hour),
 	}
 }
 
@@ -199,6 +213,64 @@ func WithBlockDuration(d time.Duration) Option {
 			return fmt.Errorf("block duration %s must be positive", d)
 		}
 		c.BlockDuration = Duration(d)
+		return nil
+	}
+}
+
+// WithAnnounce sets the addresses the node advertises instead of its
+// listen addresses.
+func WithAnnounce(addrs ...string) Option {
+	return func(c *Config) error {
+		for _, a := range addrs {
+			if err := checkAnnounceAddr(a); err != nil {
+				return err
+			}
+		}
+		c.Announce = append([]string(nil), addrs...)
+		return nil
+	}
+}
+
+// WithNoAnnounce sets addresses or /ipcidr ranges never advertised.
+func WithNoAnnounce(addrs ...string) Option {
+	return func(c *Config) error {
+		if _, err := parseNoAnnounce(addrs); err != nil {
+			return err
+		}
+		c.NoAnnounce = append([]string(nil), addrs...)
+		return nil
+	}
+}
+
+// WithServices sets the services the node advertises.
+func WithServices(services ...string) Option {
+	return func(c *Config) error {
+		if err := checkNames("service", services); err != nil {
+			return err
+		}
+		c.Services = append([]string(nil), services...)
+		return nil
+	}
+}
+
+// WithLedgers sets the ledgers the node advertises it can reach.
+func WithLedgers(ledgers ...string) Option {
+	return func(c *Config) error {
+		if err := checkNames("ledger", ledgers); err != nil {
+			return err
+		}
+		c.Ledgers = append([]string(nil), ledgers...)
+		return nil
+	}
+}
+
+// WithAdvertisementTTL sets how long an advertisement is valid.
+func WithAdvertisementTTL(d time.Duration) Option {
+	return func(c *Config) error {
+		if err := checkAdvertisementTTL(d); err != nil {
+			return err
+		}
+		c.AdvertisementTTL = Duration(d)
 		return nil
 	}
 }
@@ -311,6 +383,23 @@ func (c *Config) Validate() error {
 	}
 	if c.BlockDuration <= 0 {
 		return fmt.Errorf("config: block_duration: %s must be positive", time.Duration(c.BlockDuration))
+	}
+	for _, a := range c.Announce {
+		if err := checkAnnounceAddr(a); err != nil {
+			return fmt.Errorf("config: announce: %w", err)
+		}
+	}
+	if _, err := parseNoAnnounce(c.NoAnnounce); err != nil {
+		return fmt.Errorf("config: no_announce: %w", err)
+	}
+	if err := checkNames("service", c.Services); err != nil {
+		return fmt.Errorf("config: services: %w", err)
+	}
+	if err := checkNames("ledger", c.Ledgers); err != nil {
+		return fmt.Errorf("config: ledgers: %w", err)
+	}
+	if err := checkAdvertisementTTL(time.Duration(c.AdvertisementTTL)); err != nil {
+		return fmt.Errorf("config: advertisement_ttl: %w", err)
 	}
 	return nil
 }

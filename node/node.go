@@ -22,6 +22,7 @@ import (
 	pebbleds "github.com/ipfs/go-ds-pebble"
 	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
+	record "github.com/libp2p/go-libp2p-record"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -32,6 +33,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/finp2p/go-finp2p/discovery"
 	"github.com/finp2p/go-finp2p/governance"
 	"github.com/finp2p/go-finp2p/membership"
 	"github.com/finp2p/go-finp2p/protocols"
@@ -59,6 +61,7 @@ type Node struct {
 	ps      *pubsub.PubSub
 	dht     *dht.IpfsDHT
 	revs    *revocations
+	disc    *discoverer
 }
 
 type namedCloser struct {
@@ -176,20 +179,40 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	n.onClose("revocations topic", n.revs.close)
 
+	if n.disc, err = newDiscoverer(n, priv, chainDER); err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	if err := n.disc.open(ctx); err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
 	if n.dht, err = dht.New(n.host,
 		dht.Mode(dht.ModeServer),
 		dht.ProtocolPrefix(protocols.DHTPrefix),
+		// Only FinP2P records: no public-key or IPNS records in this DHT.
+		dht.Validator(record.NamespacedValidator{
+			discovery.DHTNamespace: discovery.DHTValidator{V: n.disc.verifier},
+		}),
 		dht.Datastore(namespace.Wrap(n.ds, datastore.NewKey("/dht"))),
 		dht.RoutingTableFilter(func(_ any, p peer.ID) bool { _, ok := n.members.Verified(p); return ok }),
-		dht.QueryFilter(func(_ any, ai peer.AddrInfo) bool { _, ok := n.members.Verified(ai.ID); return ok }),
+		// A query may dial a member not met yet: the membership gate holds
+		// the DHT stream until that peer has proved membership, so only
+		// peers known to be bad are left out.
+		dht.QueryFilter(func(_ any, ai peer.AddrInfo) bool { _, blocked := n.members.Blocked(ai.ID); return !blocked }),
 	); err != nil {
 		return fmt.Errorf("start: kad-dht: %w", err)
 	}
 	n.onClose("kad-dht", n.dht.Close)
 
+	// Last: the discovery handler and the capabilities topic, then the loop
+	// that joins through the rendezvous nodes (or the backup peers) and
+	// advertises.
+	if err := n.disc.start(); err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	n.onClose("discovery", n.disc.close)
+
 	n.started = true
 	n.log.Info("node started", "peer", n.host.ID(), "role", n.self.Role, "network", n.genesis.Network, "addrs", n.host.Addrs())
-	n.dialRendezvous(ctx)
 	return nil
 }
 
@@ -244,23 +267,6 @@ func (n *Node) startHost(priv crypto.PrivKey) error {
 	return nil
 }
 
-// dialRendezvous connects to the genesis rendezvous nodes in the background.
-func (n *Node) dialRendezvous(ctx context.Context) {
-	for _, s := range n.genesis.Rendezvous {
-		ai, err := peer.AddrInfoFromString(s)
-		if err != nil || ai.ID == n.host.ID() {
-			continue
-		}
-		go func() {
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(n.cfg.HandshakeTimeout)*2)
-			defer cancel()
-			if _, err := n.Connect(ctx, *ai); err != nil {
-				n.log.Warn("rendezvous node unreachable", "peer", ai.ID, "addrs", ai.Addrs, "error", err)
-			}
-		}()
-	}
-}
-
 func (n *Node) onClose(name string, f func() error) {
 	n.closers = append(n.closers, namedCloser{name, f})
 }
@@ -280,7 +286,10 @@ func (n *Node) closeLocked(ctx context.Context) error {
 	go func() {
 		var errs []error
 		for i := len(closers) - 1; i >= 0; i-- {
-			if err := closers[i].close(); err != nil {
+			t0 := time.Now()
+			err := closers[i].close()
+			n.log.Debug("closed", "part", closers[i].name, "took", time.Since(t0))
+			if err != nil {
 				errs = append(errs, fmt.Errorf("close %s: %w", closers[i].name, err))
 			}
 		}

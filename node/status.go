@@ -1,6 +1,8 @@
 package node
 
 import (
+	"github.com/finp2p/go-finp2p/discovery"
+
 	"sort"
 	"time"
 
@@ -18,6 +20,9 @@ type Status struct {
 	CertificateExpires time.Time    `json:"certificate_expires"`
 	Addresses          []string     `json:"addresses"`
 	Members            []MemberInfo `json:"members"`
+	// Advertisement is what the node currently advertises to the network;
+	// absent until it has advertised.
+	Advertisement *discovery.NodeInfo `json:"advertisement,omitempty"`
 }
 
 // MemberInfo describes a connected, verified member.
@@ -42,6 +47,9 @@ func (n *Node) Status() Status {
 		Version:            Version,
 		CertificateExpires: n.self.NotAfter,
 		Members:            []MemberInfo{},
+	}
+	if ad, ok := n.Advertisement(); ok {
+		st.Advertisement = &ad
 	}
 	for _, a := range n.Addrs() {
 		st.Addresses = append(st.Addresses, a.String())

@@ -3,7 +3,7 @@
 // message types in protocols/pb.
 package protocols
 
-//go:generate protoc --go_out=. --go_opt=paths=source_relative pb/membership.proto
+//go:generate protoc --go_out=. --go_opt=paths=source_relative pb/membership.proto pb/discovery.proto
 
 import (
 	"github.com/libp2p/go-libp2p/core/protocol"
@@ -21,12 +21,26 @@ const (
 	DHTPrefix protocol.ID = "/finp2p"
 	// DHT is the kad-dht protocol ID that DHTPrefix yields.
 	DHT protocol.ID = DHTPrefix + "/kad/1.0.0"
+
+	// Discovery is the registrar's protocol: register an advertisement, look
+	// up an organisation, list members. Governance and founding nodes serve it.
+	Discovery protocol.ID = "/finp2p/discovery/1.0.0"
+
+	// GossipSub is the gossipsub version every member must speak.
+	GossipSub protocol.ID = "/meshsub/1.1.0"
 )
+
+// Mandatory lists the protocols every member must serve and advertise. An
+// advertisement without one of them is refused, naming it; this list is the
+// one place that says what they are.
+var Mandatory = []protocol.ID{Membership, DHT, GossipSub}
 
 // Gossipsub topic names.
 const (
 	// TopicRevocations carries certificate revocation lists.
 	TopicRevocations = "/finp2p/revocations/1"
+	// TopicCapabilities carries signed org advertisements.
+	TopicCapabilities = "/finp2p/capabilities/1"
 )
 
 // Message size limits, enforced on every read.
@@ -39,4 +53,11 @@ const (
 	MaxCRLsPerHello = 64
 	// MaxGossipMessageSize is the gossipsub maximum message size.
 	MaxGossipMessageSize = 1 << 20
+	// MaxAdvertisementSize bounds one sealed advertisement: a chain of two
+	// certificates, a few dozen addresses and protocols fit in 8 KiB.
+	MaxAdvertisementSize = 64 << 10
+	// MaxDiscoveryRequestSize bounds a discovery request (one advertisement).
+	MaxDiscoveryRequestSize = MaxAdvertisementSize + 1<<10
+	// MaxDiscoveryResponseSize bounds a registrar's answer.
+	MaxDiscoveryResponseSize = 16 << 20
 )

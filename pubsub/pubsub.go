@@ -132,6 +132,25 @@ func (t *Topic) Publish(ctx context.Context, data []byte) error {
 	return nil
 }
 
+// WaitPeers waits until at least one other node subscribed to the topic is
+// connected, or ctx ends. A message published before that reaches nobody.
+func (t *Topic) WaitPeers(ctx context.Context) error {
+	if len(t.topic.ListPeers()) > 0 {
+		return nil
+	}
+	h, err := t.topic.EventHandler()
+	if err != nil {
+		return fmt.Errorf("watch peers of %s: %w", t.name, err)
+	}
+	defer h.Cancel()
+	for len(t.topic.ListPeers()) == 0 {
+		if _, err := h.NextPeerEvent(ctx); err != nil {
+			return fmt.Errorf("no peer on %s: %w", t.name, err)
+		}
+	}
+	return nil
+}
+
 // Topic is the underlying gossipsub topic.
 func (t *Topic) Topic() *gossip.Topic { return t.topic }
 

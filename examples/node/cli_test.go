@@ -19,6 +19,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/finp2p/go-finp2p/api"
+	"github.com/finp2p/go-finp2p/discovery"
 	"github.com/finp2p/go-finp2p/governance"
 	"github.com/finp2p/go-finp2p/node"
 )
@@ -226,16 +230,22 @@ func newTestNet(t *testing.T, members ...string) *testNet {
 	}
 	tn.certify(t, tn.governor, tn.govCA)
 
+	// Every member offers custody and reaches a ledger of its own, so a
+	// filter on the ledger picks one member.
 	for _, org := range members {
 		r := &testRepo{org: org, repo: filepath.Join(dir, org)}
 		out := mustFinp2p(t, "init", "--repo", r.repo, "--org", org, "--genesis", tn.genesis,
-			"--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0")
+			"--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0",
+			"--service", "custody", "--ledger", ledgerOf(org))
 		r.peer = field(t, out, "peer")
 		tn.certify(t, r, tn.govCA)
 		tn.members[org] = r
 	}
 	return tn
 }
+
+// ledgerOf is the ledger newTestNet has a member advertise.
+func ledgerOf(org string) string { return "ledger-" + org }
 
 // certify has the authority in caDir certify the repo's node.
 func (tn *testNet) certify(t *testing.T, r *testRepo, caDir string) {
@@ -436,6 +446,47 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool
 	}
 }
 
+// listOrgs runs `finp2p orgs --json` against the node, with extra flags.
+func listOrgs(t *testing.T, n *testNode, extra ...string) []discovery.Resolution {
+	t.Helper()
+	out := mustFinp2p(t, append([]string{"orgs", "--repo", n.repo, "--api", n.api, "--json"}, extra...)...)
+	var resp api.OrgsResponse
+	if err := json.Unmarshal([]byte(out), &resp); err != nil {
+		t.Fatalf("orgs --json printed %q: %v", out, err)
+	}
+	if resp.Orgs == nil {
+		t.Fatalf("orgs --json printed %q, want an orgs list (empty is [], not null)", out)
+	}
+	return resp.Orgs
+}
+
+func findOrg(orgs []discovery.Resolution, org string) *discovery.Resolution {
+	for i := range orgs {
+		if orgs[i].Org == org {
+			return &orgs[i]
+		}
+	}
+	return nil
+}
+
+func orgNames(orgs []discovery.Resolution) []string {
+	names := []string{}
+	for _, o := range orgs {
+		names = append(names, o.Org)
+	}
+	return names
+}
+
+// hasNode reports whether a resolution lists peer id with an address.
+func hasNode(res discovery.Resolution, id string) bool {
+	for _, n := range res.Nodes {
+		if n.Peer.String() == id && len(n.Addrs) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // pemBlocks lists the PEM block types of a file.
 func pemBlocks(t *testing.T, path string) []string {
 	t.Helper()
@@ -559,6 +610,115 @@ func TestCLINetwork(t *testing.T) {
 	if !strings.Contains(human, "founder") {
 		t.Errorf("status does not show the connected founding node:\n%s", human)
 	}
+
+	// Discovery: each member advertises itself, and finds the other
+	// through its node's API.
+	t.Run("status shows the advertisement", func(t *testing.T) {
+		waitFor(t, networkTimeout, "bank-a's status to show its advertisement", func() (bool, string) {
+			st, err := nodeA.status(t)
+			if err != nil {
+				return false, err.Error()
+			}
+			return st.Advertisement != nil, "no advertisement in status"
+		})
+		human := mustFinp2p(t, "status", "--repo", bankA.repo, "--api", nodeA.api)
+		if !strings.Contains(human, "\nadvertisement\n") {
+			t.Fatalf("status has no advertisement section:\n%s", human)
+		}
+		if got := field(t, human, "services"); got != "custody" {
+			t.Errorf("status shows advertised services %q, want custody:\n%s", got, human)
+		}
+		if got := field(t, human, "ledgers"); got != ledgerOf("bank-a") {
+			t.Errorf("status shows advertised ledgers %q, want %s:\n%s", got, ledgerOf("bank-a"), human)
+		}
+		for _, name := range []string{"seq", "expires", "protocols"} {
+			field(t, human, name)
+		}
+	})
+	t.Run("resolve", func(t *testing.T) {
+		var res discovery.Resolution
+		waitFor(t, networkTimeout, "bank-a to resolve bank-b", func() (bool, string) {
+			r := finp2p(t, "resolve", "bank-b", "--repo", bankA.repo, "--api", nodeA.api, "--json")
+			if r.code != 0 {
+				return false, strings.TrimSpace(r.stderr)
+			}
+			if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+				return false, fmt.Sprintf("decode %q: %v", r.stdout, err)
+			}
+			return hasNode(res, bankB.peer), fmt.Sprintf("%+v", res)
+		})
+		if res.Org != "bank-b" || res.FinID != bankB.finID || res.Source == "" {
+			t.Errorf("bank-b resolves to %+v, want org bank-b, FinID %s and a source", res, bankB.finID)
+		}
+		// Flags before the org work as well as after it.
+		human := mustFinp2p(t, "resolve", "--repo", bankA.repo, "--api", nodeA.api, "bank-b")
+		if got := field(t, human, "org"); got != "bank-b" {
+			t.Errorf("resolve printed org %q, want bank-b:\n%s", got, human)
+		}
+		if got := field(t, human, "finid"); got != bankB.finID {
+			t.Errorf("resolve printed FinID %q, want %s:\n%s", got, bankB.finID, human)
+		}
+		if got := field(t, human, "node"); got != bankB.peer {
+			t.Errorf("resolve printed node %q, want %s:\n%s", got, bankB.peer, human)
+		}
+		for _, name := range []string{"source", "role", "addresses", "protocols", "version", "seq", "expires"} {
+			field(t, human, name)
+		}
+
+		r := finp2p(t, "resolve", "nosuch-org", "--repo", bankA.repo, "--api", nodeA.api)
+		if r.code != 1 || !strings.Contains(r.stderr, "not found") || !strings.Contains(r.stderr, "nosuch-org") {
+			t.Errorf("resolve nosuch-org: %s\nwant exit 1 and a message saying nosuch-org is not found", r)
+		}
+		if strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+			t.Errorf("error is not one line:\n%s", r.stderr)
+		}
+		r = finp2p(t, "resolve", "Bank_B", "--repo", bankA.repo, "--api", nodeA.api)
+		if r.code != 1 || !strings.Contains(r.stderr, `"Bank_B" is not valid`) {
+			t.Errorf("resolve Bank_B: %s\nwant exit 1 saying the org id is not valid", r)
+		}
+	})
+	t.Run("orgs", func(t *testing.T) {
+		var orgs []discovery.Resolution
+		waitFor(t, networkTimeout, "bank-a's node to list bank-a and bank-b", func() (bool, string) {
+			orgs = listOrgs(t, nodeA)
+			a, b := findOrg(orgs, "bank-a"), findOrg(orgs, "bank-b")
+			return a != nil && b != nil && hasNode(*a, bankA.peer) && hasNode(*b, bankB.peer), fmt.Sprintf("%+v", orgs)
+		})
+		for _, m := range []*testRepo{bankA, bankB} {
+			if o := findOrg(orgs, m.org); o.FinID != m.finID {
+				t.Errorf("orgs lists %s with FinID %q, want %s", m.org, o.FinID, m.finID)
+			}
+		}
+		if got := orgNames(listOrgs(t, nodeA, "--ledger", ledgerOf("bank-b"))); !slices.Equal(got, []string{"bank-b"}) {
+			t.Errorf("orgs --ledger %s lists %v, want [bank-b]", ledgerOf("bank-b"), got)
+		}
+		if got := orgNames(listOrgs(t, nodeA, "--service", "custody")); !slices.Contains(got, "bank-a") || !slices.Contains(got, "bank-b") {
+			t.Errorf("orgs --service custody lists %v, want bank-a and bank-b", got)
+		}
+
+		human := mustFinp2p(t, "orgs", "--repo", bankA.repo, "--api", nodeA.api)
+		rows := map[string][]string{}
+		for _, line := range strings.Split(human, "\n") {
+			if f := strings.Fields(line); len(f) == 7 {
+				rows[f[0]] = f
+			}
+		}
+		if h := rows["ORG"]; !slices.Equal(h, []string{"ORG", "FINID", "PEER", "ROLE", "ADDRESSES", "SERVICES", "LEDGERS"}) {
+			t.Errorf("orgs table header is %q:\n%s", h, human)
+		}
+		for _, m := range []*testRepo{bankA, bankB} {
+			row := rows[m.org]
+			if len(row) != 7 || row[1] != m.finID || row[2] != m.peer || row[3] != "member" ||
+				!strings.Contains(row[4], "/ip4/127.0.0.1/") || row[5] != "custody" || row[6] != ledgerOf(m.org) {
+				t.Errorf("orgs row of %s is %q, want FinID %s, peer %s, member, its addresses, custody, %s:\n%s",
+					m.org, row, m.finID, m.peer, ledgerOf(m.org), human)
+			}
+		}
+		out := mustFinp2p(t, "orgs", "--repo", bankA.repo, "--api", nodeA.api, "--service", "nosuch-service")
+		if !strings.Contains(out, "no organisation matches") {
+			t.Errorf("orgs with a service nobody offers printed:\n%s", out)
+		}
+	})
 
 	// Revoke bank-b with the governance CA that certified it and hand the
 	// list to the founding node, which spreads it.
@@ -723,6 +883,78 @@ func TestRunRefusesBadRepo(t *testing.T) {
 	}
 }
 
+// TestInitAdvertisementFlags: init writes --announce, --no-announce,
+// --service and --ledger (repeatable, comma-separated) into config.json, and
+// refuses a bad value with the node's own message, writing nothing.
+func TestInitAdvertisementFlags(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	repo := filepath.Join(dir, "bank-a")
+	out := mustFinp2p(t, "init", "--repo", repo, "--org", "bank-a",
+		"--announce", "/ip4/1.2.3.4/tcp/4001", "--announce", "/ip4/1.2.3.4/udp/4001/quic-v1",
+		"--no-announce", "/ip4/10.0.0.0/ipcidr/8", "--service", "custody",
+		"--ledger", "ethereum,canton", "--ledger", "hyperledger-fabric")
+	if got := field(t, out, "announce"); got != "/ip4/1.2.3.4/tcp/4001,/ip4/1.2.3.4/udp/4001/quic-v1" {
+		t.Errorf("init printed announce %q", got)
+	}
+	cfg, err := node.LoadConfigFile(filepath.Join(repo, node.ConfigFileName))
+	if err != nil {
+		t.Fatalf("load the config init wrote: %v", err)
+	}
+	if !slices.Equal(cfg.Announce, []string{"/ip4/1.2.3.4/tcp/4001", "/ip4/1.2.3.4/udp/4001/quic-v1"}) ||
+		!slices.Equal(cfg.NoAnnounce, []string{"/ip4/10.0.0.0/ipcidr/8"}) ||
+		!slices.Equal(cfg.Services, []string{"custody"}) ||
+		!slices.Equal(cfg.Ledgers, []string{"ethereum", "canton", "hyperledger-fabric"}) {
+		t.Errorf("config.json has announce %q, no_announce %q, services %q, ledgers %q",
+			cfg.Announce, cfg.NoAnnounce, cfg.Services, cfg.Ledgers)
+	}
+	// The file itself uses the documented field names.
+	data, err := os.ReadFile(filepath.Join(repo, node.ConfigFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw map[string]any
+	if err := json.Unmarshal(data, &raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"announce", "no_announce", "services", "ledgers"} {
+		if _, ok := raw[key].([]any); !ok {
+			t.Errorf("config.json has no %q list:\n%s", key, data)
+		}
+	}
+
+	for _, c := range []struct {
+		name string
+		args []string
+		code int
+		want []string
+	}{
+		{"announce not a multiaddr", []string{"--announce", "not-a-multiaddr"}, 1, []string{"--announce", "not-a-multiaddr"}},
+		{"announce with a peer ID", []string{"--announce", "/ip4/1.2.3.4/tcp/4001/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"}, 1, []string{"--announce", "peer ID"}},
+		{"announce without transport", []string{"--announce", "/ip4/1.2.3.4"}, 1, []string{"--announce", "/ip4/1.2.3.4"}},
+		{"no-announce not a multiaddr", []string{"--no-announce", "10.0.0.0/8"}, 1, []string{"--no-announce", "10.0.0.0/8"}},
+		{"bad service name", []string{"--service", "cust ody"}, 1, []string{"--service", "cust ody"}},
+		{"bad ledger name", []string{"--ledger", "-eth"}, 1, []string{"--ledger", "-eth"}},
+		{"empty list item", []string{"--service", "custody,"}, 2, []string{"-service", "empty item"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			repo := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "-"))
+			r := finp2p(t, append([]string{"init", "--repo", repo, "--org", "bank-b"}, c.args...)...)
+			if r.code != c.code {
+				t.Fatalf("init %s: %s\nwant exit %d", strings.Join(c.args, " "), r, c.code)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(r.stderr, w) {
+					t.Errorf("init %s: error does not name %q:\n%s", strings.Join(c.args, " "), w, r.stderr)
+				}
+			}
+			if _, err := os.Stat(repo); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("init %s failed but created %s (stat: %v)", strings.Join(c.args, " "), repo, err)
+			}
+		})
+	}
+}
+
 // TestInitTwice: a repo's key is made once; a second init refuses.
 func TestInitTwice(t *testing.T) {
 	t.Parallel()
@@ -769,6 +1001,12 @@ func TestUsage(t *testing.T) {
 		{[]string{"ca", "uninstall"}, 2, "unknown subcommand"},
 		{[]string{"genesis", "-h"}, 0, "--network"},
 		{[]string{"status", "--repo", t.TempDir()}, 1, "api.token"},
+		{[]string{"orgs", "--repo", t.TempDir()}, 1, "api.token"},
+		{[]string{"orgs", "bank-a"}, 2, "unexpected argument"},
+		{[]string{"resolve", "--repo", t.TempDir()}, 2, "exactly one ORG"},
+		{[]string{"resolve", "bank-a", "bank-b", "--repo", t.TempDir()}, 2, "exactly one ORG"},
+		{[]string{"resolve", "bank-a"}, 2, "--repo is required"},
+		{[]string{"resolve", "bank-a", "--repo", t.TempDir()}, 1, "api.token"},
 	} {
 		r := finp2p(t, c.args...)
 		if r.code != c.code || !strings.Contains(r.stderr+r.stdout, c.want) {
@@ -791,8 +1029,10 @@ func TestDevnet(t *testing.T) {
 	for _, want := range []string{
 		"genesis", "certify governance CA by founding root", "install governance CA",
 		"start bank-a", "start bank-b", "members connected via rendezvous",
+		"every member resolves every other org", "2 of 2 pairs resolved", "GET /v1/orgs lists every org",
+		"bank-a (payments, ethereum)", "bank-b (payments, canton)",
 		"revoke bank-b by governance CA", "publish CRL to governor's API",
-		"revoked member dropped by every node", "stop nodes", "report", "devnet: all 19 steps passed",
+		"revoked member dropped by every node", "stop nodes", "report", "devnet: all 21 steps passed",
 	} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("devnet output lacks %q:\n%s", want, r.stdout)
@@ -816,5 +1056,92 @@ func TestDevnet(t *testing.T) {
 	r = finp2p(t, "devnet", "--members", "1", "--dir", dir)
 	if r.code != 1 || !strings.Contains(r.stderr, "not empty") {
 		t.Errorf("devnet in a used directory: %s\nwant exit 1, directory not empty", r)
+	}
+}
+
+// TestPrintDiscovery: the human output of orgs, resolve and status's
+// advertisement section, from fixed answers, so it does not need a network.
+func TestPrintDiscovery(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	id, err := peer.Decode("12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := discovery.NodeInfo{
+		Peer: id, Role: "member",
+		Addrs:     []string{"/ip4/1.2.3.4/tcp/4001", "/ip4/1.2.3.4/udp/4001/quic-v1"},
+		Protocols: []string{"/finp2p/membership/1.0.0", "/finp2p/kad/1.0.0"},
+		Services:  []string{"custody"}, Ledgers: []string{"ethereum", "canton"},
+		Version: "0.1.0", Seq: 7, Expires: now.Add(24 * time.Hour),
+	}
+	res := discovery.Resolution{Org: "custodian-c", FinID: "finid-c", Source: discovery.SourceRegistrar, Nodes: []discovery.NodeInfo{info}}
+
+	var b strings.Builder
+	printOrgs(&b, []discovery.Resolution{res, {Org: "bank-a", FinID: "finid-a", Nodes: []discovery.NodeInfo{{Peer: info.Peer, Role: "member"}}}})
+	out := b.String()
+	for _, want := range []string{
+		"custodian-c  finid-c  12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA  member  /ip4/1.2.3.4/tcp/4001,/ip4/1.2.3.4/udp/4001/quic-v1  custody   ethereum,canton",
+		"bank-a       finid-a  12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA  member  -",
+		"2 organisations, 2 nodes",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("orgs table lacks %q:\n%s", want, out)
+		}
+	}
+	b.Reset()
+	printOrgs(&b, nil)
+	if b.String() != "no organisation matches\n" {
+		t.Errorf("empty orgs table = %q", b.String())
+	}
+
+	b.Reset()
+	printResolution(&b, res, now)
+	out = b.String()
+	for name, want := range map[string]string{
+		"org": "custodian-c", "finid": "finid-c", "source": "registrar", "nodes": "1", "node": id.String(),
+		"role": "member", "version": "0.1.0", "seq": "7", "expires": "2026-01-03T03:04:05Z (in 24h0m0s)",
+		"addresses": "/ip4/1.2.3.4/tcp/4001", "services": "custody", "ledgers": "ethereum", "protocols": "/finp2p/membership/1.0.0",
+	} {
+		if got := field(t, out, name); got != want {
+			t.Errorf("resolve shows %s %q, want %q:\n%s", name, got, want, out)
+		}
+	}
+	for _, more := range []string{"/ip4/1.2.3.4/udp/4001/quic-v1", "canton", "/finp2p/kad/1.0.0"} {
+		if !strings.Contains(out, "\n             "+more+"\n") {
+			t.Errorf("resolve does not list %q on a line of its own under the first value:\n%s", more, out)
+		}
+	}
+
+	b.Reset()
+	printStatus(&b, node.Status{PeerID: id.String(), Org: "custodian-c", Advertisement: &info}, now)
+	out = b.String()
+	if !strings.Contains(out, "\nadvertisement\n") || field(t, out, "seq") != "7" || field(t, out, "services") != "custody" {
+		t.Errorf("status lacks the advertisement section:\n%s", out)
+	}
+	b.Reset()
+	printStatus(&b, node.Status{PeerID: id.String(), Org: "custodian-c"}, now)
+	if strings.Contains(b.String(), "advertisement") {
+		t.Errorf("status without an advertisement shows one:\n%s", b.String())
+	}
+}
+
+// TestRoundDuration: how far off an expiry is, including a zero time, whose
+// distance saturates at the smallest duration.
+func TestRoundDuration(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{90 * time.Second, "in 1m30s"},
+		{72 * time.Hour, "in 3d"},
+		{-2 * time.Hour, "expired 2h0m0s ago"},
+		{-72 * time.Hour, "expired 3d ago"},
+		{time.Time{}.Sub(time.Now()), "expired 106751d ago"},
+	} {
+		if got := roundDuration(c.d); got != c.want {
+			t.Errorf("roundDuration(%s) = %q, want %q", c.d, got, c.want)
+		}
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/finp2p/go-finp2p/api"
+	"github.com/finp2p/go-finp2p/discovery"
 	"github.com/finp2p/go-finp2p/governance"
 	"github.com/finp2p/go-finp2p/node"
 )
@@ -52,6 +53,21 @@ func memberOrg(i int) string {
 	return fmt.Sprintf("member-%d", i+1)
 }
 
+// devnetLedgers are the ledgers devnet members advertise, one each in turn.
+var devnetLedgers = []string{"ethereum", "canton", "hyperledger-fabric"}
+
+// memberServices is what a devnet member advertises it offers, by the kind
+// of organisation its name says it is.
+func memberServices(org string) []string {
+	switch {
+	case strings.HasPrefix(org, "bank-"):
+		return []string{"payments"}
+	case strings.HasPrefix(org, "asset-manager-"):
+		return []string{"fund-administration"}
+	}
+	return []string{"custody"}
+}
+
 // devnode is one node process of the development network.
 type devnode struct {
 	org     string
@@ -60,9 +76,12 @@ type devnode struct {
 	logPath string
 	apiAddr string // 127.0.0.1:port, fixed in config.json
 	listen  []string
-	peer    peer.ID
-	cert    string // the node's certificate serial, 0x-hex
-	client  *api.Client
+	// services and ledgers are what the node advertises.
+	services []string
+	ledgers  []string
+	peer     peer.ID
+	cert     string // the node's certificate serial, 0x-hex
+	client   *api.Client
 
 	cmd    *exec.Cmd
 	exited chan struct{} // closed once the process has exited
@@ -277,6 +296,12 @@ func (d *devnet) build(ctx context.Context) error {
 	if err := d.step(ctx, "members connected via rendezvous", "", d.waitConnected); err != nil {
 		return err
 	}
+	if err := d.step(ctx, "every member resolves every other org", "", d.waitResolved); err != nil {
+		return err
+	}
+	if err := d.step(ctx, "GET /v1/orgs lists every org", "", d.listOrgs); err != nil {
+		return err
+	}
 	d.revoked = d.memberNs[len(d.memberNs)-1]
 	if err := d.step(ctx, "revoke "+d.revoked.org+" by governance CA", "", d.revoke); err != nil {
 		return err
@@ -376,7 +401,10 @@ func (d *devnet) prepare(context.Context) (string, error) {
 	d.founding.listen[0] = fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", ports[0])
 	d.governor = mk(devnetGovernorOrg, governance.RoleGovernance, ports[2])
 	for i := range d.members {
-		d.memberNs = append(d.memberNs, mk(memberOrg(i), governance.RoleMember, ports[3+i]))
+		m := mk(memberOrg(i), governance.RoleMember, ports[3+i])
+		m.services = memberServices(m.org)
+		m.ledgers = []string{devnetLedgers[i%len(devnetLedgers)]}
+		d.memberNs = append(d.memberNs, m)
 	}
 	return fmt.Sprintf("rendezvous tcp/%d, %d API ports on 127.0.0.1", ports[0], count), nil
 }
@@ -406,7 +434,7 @@ func freeLoopbackPorts(n int) ([]int, error) {
 func (d *devnet) initNode(n *devnode, genesisPath string) (string, error) {
 	res, err := initRepo(initOptions{
 		Repo: n.repo, Org: n.org, Role: n.role, Genesis: genesisPath,
-		Listen: n.listen, API: n.apiAddr,
+		Listen: n.listen, API: n.apiAddr, Services: n.services, Ledgers: n.ledgers,
 	})
 	if err != nil {
 		return "", err
@@ -615,10 +643,12 @@ func connectedPeers(st node.Status) []string {
 
 // waitConnected waits until the network has formed around its rendezvous
 // node: the founding node lists every other node as a verified, connected
-// member and every other node lists the founding node. Nodes find each
-// other only through the genesis rendezvous so far (the library has no peer
-// discovery or connect call in its API yet), so direct member-to-member
-// connections are counted and reported but not required.
+// member and every other node lists the founding node. Nodes first meet
+// through the genesis rendezvous node; they find other organisations through
+// the registrar (governance and founding nodes) and the DHT, which the next
+// step checks, and connect to them when they have something to say, so
+// direct member-to-member connections are counted and reported here but not
+// required.
 func (d *devnet) waitConnected(ctx context.Context) (string, error) {
 	all := d.nodes()
 	rv := d.founding
@@ -670,8 +700,164 @@ func (d *devnet) waitConnected(ctx context.Context) (string, error) {
 		}
 		return "", err
 	}
-	return fmt.Sprintf("%s lists all %d other nodes and each lists %s; %d of %d other pairs directly connected (nodes meet only through the rendezvous node so far)",
+	return fmt.Sprintf("%s lists all %d other nodes and each lists %s; %d of %d other pairs directly connected",
 		rv.org, len(all)-1, rv.org, direct, pairs), nil
+}
+
+// resolveTimeout bounds the discovery steps, so a network that does not
+// converge fails there, naming what was missing, rather than at devnet's
+// overall --timeout.
+const resolveTimeout = 45 * time.Second
+
+// waitResolved asks every member's API to resolve every other member org
+// (GET /v1/orgs/{org}) until each answer names the org's node, and reports
+// how many pairs resolved, where the answers came from and how long it took.
+func (d *devnet) waitResolved(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
+	defer cancel()
+	type pair struct{ from, to *devnode }
+	var pending []pair
+	for _, a := range d.memberNs {
+		for _, b := range d.memberNs {
+			if a != b {
+				pending = append(pending, pair{a, b})
+			}
+		}
+	}
+	total := len(pending)
+	if total == 0 {
+		return "one member: no other org to resolve", nil
+	}
+	start := time.Now()
+	sources := map[string]int{}
+	var slowest time.Duration
+	err := poll(ctx, fmt.Sprintf("all %d member pairs to resolve each other", total), func() (bool, string, error) {
+		var still []pair
+		var last string
+		for _, p := range pending {
+			if exited, werr := p.from.hasExited(); exited {
+				return false, "", &stepError{log: p.from.logPath, err: fmt.Errorf("node %s exited (%v): %s", p.from.org, describeExit(werr), lastLogLine(p.from.logPath))}
+			}
+			res, err := p.from.client.Resolve(ctx, p.to.org)
+			if err == nil {
+				err = checkResolution(res, p.to)
+			}
+			if err != nil {
+				still = append(still, p)
+				last = fmt.Sprintf("%s resolving %s: %v", p.from.org, p.to.org, err)
+				continue
+			}
+			sources[res.Source]++
+			slowest = max(slowest, time.Since(start))
+		}
+		pending = still
+		return len(pending) == 0, fmt.Sprintf("%d of %d pairs resolved; %s", total-len(pending), total, last), nil
+	})
+	if err != nil {
+		return "", err
+	}
+	var from []string
+	for _, src := range []string{discovery.SourceCache, discovery.SourceRegistrar, discovery.SourceDHT} {
+		if sources[src] > 0 {
+			from = append(from, fmt.Sprintf("%s %d", src, sources[src]))
+		}
+	}
+	return fmt.Sprintf("%d of %d pairs resolved, all within %s (answers from %s)", total, total, roundTook(slowest), strings.Join(from, ", ")), nil
+}
+
+// checkResolution says what is wrong with a resolution of n's org, if anything.
+func checkResolution(res discovery.Resolution, n *devnode) error {
+	if res.Org != n.org {
+		return fmt.Errorf("answer is for org %q", res.Org)
+	}
+	for _, info := range res.Nodes {
+		if info.Peer == n.peer {
+			if len(info.Addrs) == 0 {
+				return fmt.Errorf("node %s has no address", n.peer)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("answer lists %d nodes, not %s", len(res.Nodes), n.peer)
+}
+
+// listOrgs asks one member's API for the member list (GET /v1/orgs) until
+// it shows every member with what it advertises, and shows the list.
+func (d *devnet) listOrgs(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
+	defer cancel()
+	asker := d.memberNs[0]
+	var orgs []discovery.Resolution
+	err := poll(ctx, asker.org+"'s /v1/orgs to list every member", func() (bool, string, error) {
+		if exited, werr := asker.hasExited(); exited {
+			return false, "", &stepError{log: asker.logPath, err: fmt.Errorf("node %s exited (%v): %s", asker.org, describeExit(werr), lastLogLine(asker.logPath))}
+		}
+		var err error
+		if orgs, err = asker.client.Orgs(ctx, discovery.Filter{}); err != nil {
+			return false, err.Error(), nil
+		}
+		byOrg := map[string]discovery.Resolution{}
+		for _, o := range orgs {
+			byOrg[o.Org] = o
+		}
+		var missing []string
+		for _, m := range d.memberNs {
+			o, ok := byOrg[m.org]
+			if !ok {
+				missing = append(missing, m.org+" not listed")
+				continue
+			}
+			if err := checkResolution(o, m); err != nil {
+				missing = append(missing, m.org+": "+err.Error())
+				continue
+			}
+			if !advertises(o, m) {
+				missing = append(missing, fmt.Sprintf("%s does not advertise services %v and ledgers %v", m.org, m.services, m.ledgers))
+			}
+		}
+		return len(missing) == 0, strings.Join(missing, ", "), nil
+	})
+	if err != nil {
+		return "", err
+	}
+	var shown []string
+	for _, o := range orgs {
+		s := o.Org
+		var services, ledgers []string
+		for _, n := range o.Nodes {
+			services = append(services, n.Services...)
+			ledgers = append(ledgers, n.Ledgers...)
+		}
+		slices.Sort(services)
+		slices.Sort(ledgers)
+		if offers := append(slices.Compact(services), slices.Compact(ledgers)...); len(offers) > 0 {
+			s += " (" + strings.Join(offers, ", ") + ")"
+		}
+		shown = append(shown, s)
+	}
+	return fmt.Sprintf("%s lists %d orgs: %s", asker.org, len(orgs), strings.Join(shown, ", ")), nil
+}
+
+// advertises reports whether one of the org's nodes advertises n's services
+// and ledgers.
+func advertises(res discovery.Resolution, n *devnode) bool {
+	for _, info := range res.Nodes {
+		if info.Peer != n.peer {
+			continue
+		}
+		for _, s := range n.services {
+			if !slices.Contains(info.Services, s) {
+				return false
+			}
+		}
+		for _, l := range n.ledgers {
+			if !slices.Contains(info.Ledgers, l) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 func (d *devnet) revoke(context.Context) (string, error) {
@@ -823,6 +1009,12 @@ func (d *devnet) keepRunning(ctx context.Context) {
 		}
 	}
 	fmt.Fprintf(d.out, "try:  finp2p status --repo %s\n", example.repo)
+	if len(example.services) > 0 {
+		fmt.Fprintf(d.out, "      finp2p orgs --repo %s --service %s\n", example.repo, example.services[0])
+	} else {
+		fmt.Fprintf(d.out, "      finp2p orgs --repo %s\n", example.repo)
+	}
+	fmt.Fprintf(d.out, "      finp2p resolve %s --repo %s\n", d.governor.org, example.repo)
 	fmt.Fprintf(d.out, "      curl -H \"Authorization: Bearer $(cat %s)\" %s/v1/status\n",
 		filepath.Join(example.repo, node.TokenFileName), example.client.Base)
 	<-ctx.Done()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -29,6 +30,12 @@ type initOptions struct {
 	Genesis string
 	Listen  []string
 	API     string
+	// What the node advertises (config.json's announce, no_announce,
+	// services and ledgers); empty means the defaults.
+	Announce   []string
+	NoAnnounce []string
+	Services   []string
+	Ledgers    []string
 }
 
 // initResult is what initRepo made.
@@ -46,16 +53,23 @@ func runInit(_ context.Context, args []string) error {
 		"Creates a node repo: the node's Ed25519 key (node.key, 0600), its certificate request\n"+
 			"(node.csr), the API bearer token (api.token, 0600), config.json and a copy of the genesis.\n"+
 			"With --role governance it also creates the governance CA's key and request in\n"+
-			"DIR/ca-request/ for a founding authority to certify.")
+			"DIR/ca-request/ for a founding authority to certify. --announce, --no-announce, --service\n"+
+			"and --ledger shape the advertisement other organisations find the node by; each is\n"+
+			"repeatable and takes comma-separated values.")
 	var o initOptions
 	var role string
 	var listen stringList
+	var announce, noAnnounce, services, ledgers listFlag
 	fs.StringVar(&o.Repo, "repo", "", "repo directory to create (required)")
 	fs.StringVar(&o.Org, "org", "", "organisation id the node is certified for (required)")
 	fs.StringVar(&role, "role", defaultRoleID, "role the node asks for: member, governance or founding")
 	fs.StringVar(&o.Genesis, "genesis", "", "genesis file to copy into the repo")
 	fs.Var(&listen, "listen", "TCP or QUIC multiaddr to listen on (repeatable; default /ip4/0.0.0.0/tcp/4001 and /ip4/0.0.0.0/udp/4001/quic-v1)")
 	fs.StringVar(&o.API, "api", "", "host:port of the node's HTTP API (default 127.0.0.1:5001)")
+	fs.Var(&announce, "announce", "multiaddr to advertise instead of the listen addresses, such as a public or NAT address (repeatable)")
+	fs.Var(&noAnnounce, "no-announce", "multiaddr, or range such as /ip4/10.0.0.0/ipcidr/8, never to advertise (repeatable)")
+	fs.Var(&services, "service", "FinP2P service the organisation offers, such as custody (repeatable)")
+	fs.Var(&ledgers, "ledger", "ledger the organisation can reach, such as ethereum (repeatable)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -70,6 +84,7 @@ func runInit(_ context.Context, args []string) error {
 		return usagef("--role: %v", err)
 	}
 	o.Role, o.Listen = r, listen
+	o.Announce, o.NoAnnounce, o.Services, o.Ledgers = announce, noAnnounce, services, ledgers
 	res, err := initRepo(o)
 	if err != nil {
 		return err
@@ -84,6 +99,14 @@ func runInit(_ context.Context, args []string) error {
 	}
 	if res.CACSRFile != "" {
 		pairs = append(pairs, "ca-key", res.CAKeyFile, "ca-csr", res.CACSRFile)
+	}
+	for _, f := range []struct {
+		name   string
+		values []string
+	}{{"announce", o.Announce}, {"no-announce", o.NoAnnounce}, {"services", o.Services}, {"ledgers", o.Ledgers}} {
+		if len(f.values) > 0 {
+			pairs = append(pairs, f.name, strings.Join(f.values, ","))
+		}
 	}
 	fields(os.Stdout, pairs...)
 	if o.Genesis == "" {
@@ -113,6 +136,25 @@ func initRepo(o initOptions) (initResult, error) {
 	if o.API != "" {
 		if err := node.WithAPIAddr(o.API)(&cfg); err != nil {
 			return initResult{}, fmt.Errorf("--api: %w", err)
+		}
+	}
+	// The node's own options check each value, so init refuses what
+	// 'finp2p run' would refuse, with the same message.
+	for _, f := range []struct {
+		flag   string
+		values []string
+		option func(...string) node.Option
+	}{
+		{"announce", o.Announce, node.WithAnnounce},
+		{"no-announce", o.NoAnnounce, node.WithNoAnnounce},
+		{"service", o.Services, node.WithServices},
+		{"ledger", o.Ledgers, node.WithLedgers},
+	} {
+		if len(f.values) == 0 {
+			continue
+		}
+		if err := f.option(f.values...)(&cfg); err != nil {
+			return initResult{}, fmt.Errorf("--%s: %w", f.flag, err)
 		}
 	}
 	res, err := node.Init(o.Repo, node.InitOptions{Org: o.Org, Role: o.Role, Genesis: o.Genesis, Config: &cfg})

@@ -42,7 +42,9 @@ func commands() []command {
 		{"revoke", "revoke a certificate and write the authority's signed revocation list", runRevoke},
 		{"publish-crl", "hand a revocation list to a running node, which spreads it to the network", runPublishCRL},
 		{"run", "run a node and its HTTP API until SIGINT or SIGTERM", runRun},
-		{"status", "show a running node's identity and connected members", runStatus},
+		{"status", "show a running node's identity, advertisement and connected members", runStatus},
+		{"orgs", "list the network's organisations and their nodes, by service, protocol or ledger", runOrgs},
+		{"resolve", "find an organisation's FinID, nodes and addresses through a running node", runResolve},
 		{"devnet", "start a local network of real node processes and show it working", runDevnet},
 	}
 }
@@ -176,6 +178,23 @@ func requireFlags(pairs ...string) error {
 	return nil
 }
 
+// parseFlagsAndArgs is parseFlags for a command that takes positional
+// arguments: flags may come before, between or after them, as in
+// 'finp2p resolve bank-a --repo DIR'. It returns the positional arguments.
+func parseFlagsAndArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := parseFlags(fs, args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return positional, nil
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
 // noArgs refuses positional arguments a command does not take.
 func noArgs(fs *flag.FlagSet) error {
 	if fs.NArg() > 0 {
@@ -191,6 +210,23 @@ func (l *stringList) String() string { return strings.Join(*l, ",") }
 
 func (l *stringList) Set(v string) error {
 	*l = append(*l, v)
+	return nil
+}
+
+// listFlag is a repeatable flag whose values may also be comma-separated:
+// --service custody,payments is --service custody --service payments.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	for _, item := range strings.Split(v, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			return fmt.Errorf("empty item in %q", v)
+		}
+		*l = append(*l, item)
+	}
 	return nil
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -20,7 +19,7 @@ import (
 func runStatus(ctx context.Context, args []string) error {
 	fs := newFlagSet("status", "--repo DIR [--api URL] [--json]",
 		"Asks the running node of repo DIR (GET /v1/status, with the token from DIR/api.token) who it\n"+
-			"is and which members it is connected to.")
+			"is, what it advertises to the network and which members it is connected to.")
 	var repo, apiURL string
 	var asJSON bool
 	fs.StringVar(&repo, "repo", "", "repo of the running node (required)")
@@ -44,12 +43,7 @@ func runStatus(ctx context.Context, args []string) error {
 		return fmt.Errorf("node at %s: %w", c.Base, err)
 	}
 	if asJSON {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(st); err != nil {
-			return fmt.Errorf("write status: %w", err)
-		}
-		return nil
+		return writeJSON(os.Stdout, "status", st)
 	}
 	printStatus(os.Stdout, st, time.Now())
 	return nil
@@ -64,11 +58,15 @@ func printStatus(w io.Writer, st node.Status, now time.Time) {
 		"finid", st.FinID,
 		"role", st.Role,
 		"version", st.Version,
-		"certificate", fmt.Sprintf("expires %s (in %s)", st.CertificateExpires.UTC().Format(time.RFC3339), roundDuration(st.CertificateExpires.Sub(now))),
+		"certificate", "expires "+expiry(st.CertificateExpires, now),
 	)
 	fmt.Fprintf(w, "addresses\n")
 	for _, a := range st.Addresses {
 		fmt.Fprintf(w, "  %s\n", a)
+	}
+	if ad := st.Advertisement; ad != nil {
+		fmt.Fprintf(w, "advertisement\n")
+		printNodeInfo(w, *ad, now, false)
 	}
 	fmt.Fprintf(w, "members   %d connected\n", len(st.Members))
 	if len(st.Members) == 0 {
@@ -82,11 +80,22 @@ func printStatus(w io.Writer, st node.Status, now time.Time) {
 	_ = tw.Flush()
 }
 
-// roundDuration shows a duration in days, or smaller units under a day.
+// expiry shows when something expires: the time, and how far off it is.
+func expiry(t, now time.Time) string {
+	return fmt.Sprintf("%s (%s)", t.UTC().Format(time.RFC3339), roundDuration(t.Sub(now)))
+}
+
+// roundDuration shows a duration from now, "in 3d" or "expired 2h0m0s ago".
 func roundDuration(d time.Duration) string {
 	if d < 0 {
-		return "expired " + roundDuration(-d) + " ago"
+		// -minDuration overflows: a zero time's distance saturates to it.
+		return "expired " + roundAbs(max(-d, -(d+1))) + " ago"
 	}
+	return "in " + roundAbs(d)
+}
+
+// roundAbs shows a positive duration in days, or smaller units under a day.
+func roundAbs(d time.Duration) string {
 	if d >= 48*time.Hour {
 		return fmt.Sprintf("%dd", int(d/(24*time.Hour)))
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -36,6 +37,7 @@ type Network struct {
 
 	mu    sync.Mutex
 	nodes []*node.Node
+	repos map[*node.Node]string
 }
 
 // Options shape a Network.
@@ -44,6 +46,10 @@ type Options struct {
 	Members int
 	// NodeOptions apply to every node.
 	NodeOptions []node.Option
+	// Join makes the network form as a real one does: the founding and
+	// governance nodes are the genesis rendezvous nodes, and members join
+	// through them by themselves instead of being connected to everyone.
+	Join bool
 }
 
 // New builds and starts a network: a founding node, a governance node and
@@ -52,13 +58,57 @@ type Options struct {
 func New(t testing.TB, o Options) *Network {
 	t.Helper()
 	n := NewEmpty(t, o.NodeOptions...)
-	n.StartNode(n.Repo("founding-org", governance.RoleFounding, n.Founding))
-	n.StartNode(n.Repo("governance-org", governance.RoleGovernance, n.Governance))
+	founding := n.StartNode(n.Repo("founding-org", governance.RoleFounding, n.Founding))
+	if o.Join {
+		n.SetRendezvous(founding)
+	}
+	gov := n.StartNode(n.Repo("governance-org", governance.RoleGovernance, n.Governance))
+	if o.Join {
+		n.SetRendezvous(founding, gov)
+	}
 	for i := 1; i <= o.Members; i++ {
 		n.StartNode(n.Repo(fmt.Sprintf("member-%d", i), governance.RoleMember, n.Governance))
 	}
-	n.ConnectAll()
+	if !o.Join {
+		n.ConnectAll()
+	}
 	return n
+}
+
+// SetRendezvous rewrites the genesis file so that repos created from now on
+// join through the given nodes' TCP addresses.
+func (n *Network) SetRendezvous(nodes ...*node.Node) {
+	n.t.Helper()
+	n.editGenesis(func(g *governance.Genesis) {
+		g.Rendezvous = nil
+		for _, nd := range nodes {
+			for _, a := range nd.Addrs() {
+				if strings.Contains(a.String(), "/tcp/") {
+					g.Rendezvous = append(g.Rendezvous, a.String())
+					break
+				}
+			}
+		}
+	})
+}
+
+// SetDevelopment rewrites the genesis file's development mark; repos
+// created from now on carry it.
+func (n *Network) SetDevelopment(dev bool) {
+	n.t.Helper()
+	n.editGenesis(func(g *governance.Genesis) { g.Development = dev })
+}
+
+func (n *Network) editGenesis(edit func(*governance.Genesis)) {
+	n.t.Helper()
+	g, err := governance.LoadGenesis(n.GenesisFile)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	edit(g)
+	if err := g.Save(n.GenesisFile); err != nil {
+		n.t.Fatal(err)
+	}
 }
 
 // NewEmpty creates the authorities and genesis file but starts no node.
@@ -187,8 +237,20 @@ func (n *Network) TryStartNode(repo string, opts ...node.Option) (*node.Node, er
 	})
 	n.mu.Lock()
 	n.nodes = append(n.nodes, nd)
+	if n.repos == nil {
+		n.repos = make(map[*node.Node]string)
+	}
+	n.repos[nd] = repo
 	n.mu.Unlock()
 	return nd, nil
+}
+
+// RepoOf returns the repo directory nd was started from.
+func (n *Network) RepoOf(nd *node.Node) (string, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	repo, ok := n.repos[nd]
+	return repo, ok
 }
 
 // Nodes returns the started nodes in start order.
