@@ -426,6 +426,27 @@ func TestDirectoryRevoked(t *testing.T) {
 	if has, _ := ds.Has(ctx, datastore.NewKey("bank-x").ChildString(f.bankX2.id.String())); has {
 		t.Error("Prune left the revoked record in the datastore")
 	}
+
+	// Revoking the governance CA revokes every member it certified.
+	now := f.clock.Now()
+	if err := f.net.Founding.Revoke(f.net.Governance.Certificate().SerialNumber, 1, now.Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	crl, err := f.net.Founding.CRL(now.Add(-time.Second), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := trust.AddCRL(crl, [][]byte{f.net.Founding.Certificate().Raw}, now); err != nil || !ok {
+		t.Fatalf("AddCRL of the founding root's list = %v, %v", ok, err)
+	}
+	if got := d.List(discovery.Filter{}); len(got) != 0 {
+		t.Errorf("List after revoking the governance CA = %v, want none", peers(got))
+	}
+	if got := d.Peers(); len(got) != 0 {
+		t.Errorf("Peers after revoking the governance CA = %v, want none", got)
+	}
+	_, _, err = d.Put(ctx, f.sealed(t, f.bankY, func(a *discovery.Advertisement) { a.Seq = 2 }))
+	wantErr(t, err, governance.ErrRevoked, "governance CA")
 }
 
 // TestDirectoryLoadRevoked checks that a record whose signer was revoked

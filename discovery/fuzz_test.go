@@ -83,9 +83,9 @@ func FuzzOpen(f *testing.F) {
 	})
 }
 
-// FuzzOpenSigned seals fuzzed advertisements with a member's real key, so the
+// FuzzSealAndOpen seals fuzzed advertisements with a member's real key, so the
 // checks behind the signature see arbitrary values too.
-func FuzzOpenSigned(f *testing.F) {
+func FuzzSealAndOpen(f *testing.F) {
 	fx := newFixture(f)
 	ad := fx.ad(fx.bankX)
 	addr := ad.Addrs[0].Bytes()

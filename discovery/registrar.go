@@ -18,22 +18,29 @@ import (
 // StreamTimeout bounds one discovery exchange on either side.
 const StreamTimeout = 10 * time.Second
 
-// Registrar is a governance node's directory of the members' advertisements,
-// the network's trusted source of peers, served on /finp2p/discovery/1.0.0.
+// Registrar serves /finp2p/discovery/1.0.0 over a Directory. On a
+// governance node it is the registrar proper: the directory of the members'
+// advertisements, the network's trusted source of peers, answering lookups
+// and listings. Every other node serves only registration, into its cache:
+// a member hands its advertisement to each peer it meets, as identify hands
+// over signed peer records, so a restarted node's new address reaches the
+// peers it reconnects to at once.
 type Registrar struct {
-	dir *Directory
-	log *slog.Logger
+	dir     *Directory
+	log     *slog.Logger
+	queries bool
 	// OnRegister, if set, is called with each record that changed the
 	// directory (the node passes it on to its DHT and cache).
 	OnRegister func(*Record)
 }
 
-// NewRegistrar serves dir.
-func NewRegistrar(dir *Directory, log *slog.Logger) *Registrar {
+// NewRegistrar serves dir: registrations always, lookups and listings only
+// if queries is set (on governance and founding nodes).
+func NewRegistrar(dir *Directory, queries bool, log *slog.Logger) *Registrar {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Registrar{dir: dir, log: log}
+	return &Registrar{dir: dir, log: log, queries: queries}
 }
 
 // Directory is the registrar's store.
@@ -70,19 +77,25 @@ func (r *Registrar) answer(remote peer.ID, req *pb.DiscoveryRequest) *pb.Discove
 	case *pb.DiscoveryRequest_Register:
 		rec, changed, err := r.dir.Put(ctx, k.Register)
 		if err != nil {
-			r.log.Warn("advertisement refused by registrar", "from", remote, "reason", err)
+			r.log.Warn("advertisement refused", "from", remote, "reason", err)
 			return &pb.DiscoveryResponse{Error: err.Error()}
 		}
 		if changed {
-			r.log.Info("advertisement registered", "org", rec.Ad.Org, "peer", rec.Ad.Peer, "seq", rec.Ad.Seq)
+			r.log.Debug("advertisement registered", "org", rec.Ad.Org, "peer", rec.Ad.Peer, "seq", rec.Ad.Seq)
 			if r.OnRegister != nil {
 				r.OnRegister(rec)
 			}
 		}
 		return &pb.DiscoveryResponse{}
 	case *pb.DiscoveryRequest_Lookup:
+		if !r.queries {
+			return &pb.DiscoveryResponse{Error: ErrNotRegistrar.Error()}
+		}
 		return sealedOf(r.dir.Org(k.Lookup))
 	case *pb.DiscoveryRequest_List:
+		if !r.queries {
+			return &pb.DiscoveryResponse{Error: ErrNotRegistrar.Error()}
+		}
 		f := Filter{Service: k.List.GetService(), Protocol: k.List.GetProtocol(), Ledger: k.List.GetLedger()}
 		return sealedOf(r.dir.List(f))
 	default:
@@ -106,6 +119,9 @@ func sealedOf(recs []*Record) *pb.DiscoveryResponse {
 // ErrRefused wraps a registrar's refusal; the text after it is the
 // registrar's reason.
 var ErrRefused = errors.New("registrar refused")
+
+// ErrNotRegistrar is what a member node answers to a lookup or listing.
+var ErrNotRegistrar = errors.New("this node is not a registrar; ask a governance node")
 
 // Register sends a sealed advertisement to the registrar p.
 func Register(ctx context.Context, h host.Host, p peer.ID, sealed []byte) error {

@@ -35,7 +35,7 @@ func TestRegistrar(t *testing.T) {
 	if err := client.Connect(ctx, peer.AddrInfo{ID: server.ID(), Addrs: server.Addrs()}); err != nil {
 		t.Fatal(err)
 	}
-	reg := discovery.NewRegistrar(discovery.NewDirectory(newDatastore(), f.verifier(false), quiet), quiet)
+	reg := discovery.NewRegistrar(discovery.NewDirectory(newDatastore(), f.verifier(false), quiet), true, quiet)
 	registered := make(chan *discovery.Record, 8)
 	reg.OnRegister = func(r *discovery.Record) { registered <- r }
 	reg.Attach(server)
@@ -160,4 +160,34 @@ func TestRegistrar(t *testing.T) {
 	if reg.Directory() == nil || len(reg.Directory().List(discovery.Filter{})) != 3 {
 		t.Error("the registrar's directory does not hold the three registered nodes")
 	}
+}
+
+// TestRegistrarWithoutQueries checks the service a member node runs: it takes
+// advertisements into its cache but refuses lookups and listings.
+func TestRegistrarWithoutQueries(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	server, client := newHost(t), newHost(t)
+	if err := client.Connect(ctx, peer.AddrInfo{ID: server.ID(), Addrs: server.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	cache := discovery.NewDirectory(newDatastore(), f.verifier(false), quiet)
+	discovery.NewRegistrar(cache, false, quiet).Attach(server)
+	p := server.ID()
+
+	x := f.sealed(t, f.bankX, nil)
+	if err := discovery.Register(ctx, client, p, x); err != nil {
+		t.Fatal(err)
+	}
+	if got := cache.Org("bank-x"); len(got) != 1 || !bytes.Equal(got[0].Sealed, x) {
+		t.Error("the registered advertisement is not in the cache")
+	}
+	err := discovery.Register(ctx, client, p, f.sealed(t, f.bankX, func(a *discovery.Advertisement) { a.Seq = 2; a.Org = "bank-y" }))
+	wantErr(t, err, discovery.ErrRefused, "does not match its signer's certificate")
+
+	_, err = discovery.Lookup(ctx, client, p, "bank-x")
+	wantErr(t, err, discovery.ErrRefused, discovery.ErrNotRegistrar.Error(), p.String())
+	_, err = discovery.List(ctx, client, p, discovery.Filter{})
+	wantErr(t, err, discovery.ErrRefused, discovery.ErrNotRegistrar.Error())
 }

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"fmt"
+	"net"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -160,6 +162,8 @@ func CheckProtocols(list []string) error {
 	return nil
 }
 
+const notReachable = "other members cannot reach it, and the genesis does not mark this network as development"
+
 // CheckAddr applies the address policy: the address must be one another
 // member can dial (TCP or QUIC over IP or DNS, no peer ID), and on a network
 // whose genesis is not marked development it must be public. The error names
@@ -183,6 +187,9 @@ func CheckAddr(a ma.Multiaddr, development bool) error {
 		case ma.P_P2P:
 			bad = fmt.Errorf("%w: %s carries a peer ID; the advertisement names the peer", ErrAddressPolicy, a)
 			return false
+		case ma.P_CIRCUIT:
+			bad = fmt.Errorf("%w: %s is a relay address; advertise the node's own address", ErrAddressPolicy, a)
+			return false
 		}
 		return true
 	})
@@ -192,19 +199,53 @@ func CheckAddr(a ma.Multiaddr, development bool) error {
 	if !transport {
 		return fmt.Errorf("%w: %s is neither TCP nor QUIC (quic-v1)", ErrAddressPolicy, a)
 	}
+	// Judge the host part. A DNS component that holds an IP address, or a
+	// name under localhost (in any case, with or without the final dot),
+	// is judged as what a dialer will reach.
+	host := a
+	isDNS := false
+	switch first.Protocol().Code {
+	case ma.P_DNS, ma.P_DNS4, ma.P_DNS6:
+		name := strings.TrimSuffix(strings.ToLower(first.Value()), ".")
+		if ip := net.ParseIP(name); ip != nil {
+			ipm, err := manet.FromIP(ip)
+			if err != nil {
+				return fmt.Errorf("%w: %s: %w", ErrAddressPolicy, a, err)
+			}
+			host = ipm
+		} else {
+			isDNS = true
+			if name == "localhost" || strings.HasSuffix(name, ".localhost") {
+				if development {
+					return nil
+				}
+				return fmt.Errorf("%w: %s is a loopback address; %s", ErrAddressPolicy, a, notReachable)
+			}
+		}
+	}
+	if manet.IsIPUnspecified(host) {
+		return fmt.Errorf("%w: %s is an unspecified (wildcard) address, which no member can dial", ErrAddressPolicy, a)
+	}
 	if development {
 		return nil
 	}
-	const why = "other members cannot reach it, and the genesis does not mark this network as development"
+	// A DNS name is judged by its form only (mDNS .local and other
+	// private-use names are private): what it resolves to is the operator's
+	// to keep right, and resolving it here would make validity depend on
+	// this node's resolver.
 	switch {
-	case manet.IsIPLoopback(a) || first.Value() == "localhost":
-		return fmt.Errorf("%w: %s is a loopback address; %s", ErrAddressPolicy, a, why)
-	case manet.IsIPUnspecified(a):
-		return fmt.Errorf("%w: %s is an unspecified (wildcard) address; %s", ErrAddressPolicy, a, why)
-	case manet.IsPrivateAddr(a):
-		return fmt.Errorf("%w: %s is a private address; %s", ErrAddressPolicy, a, why)
-	case !manet.IsPublicAddr(a):
-		return fmt.Errorf("%w: %s is not a public address; %s", ErrAddressPolicy, a, why)
+	case isDNS && manet.IsPrivateAddr(host):
+		return fmt.Errorf("%w: %s is a private name; %s", ErrAddressPolicy, a, notReachable)
+	case isDNS && !manet.IsPublicAddr(host):
+		return fmt.Errorf("%w: %s is not a public name; %s", ErrAddressPolicy, a, notReachable)
+	case isDNS:
+		return nil
+	case manet.IsIPLoopback(host):
+		return fmt.Errorf("%w: %s is a loopback address; %s", ErrAddressPolicy, a, notReachable)
+	case manet.IsPrivateAddr(host):
+		return fmt.Errorf("%w: %s is a private address; %s", ErrAddressPolicy, a, notReachable)
+	case !manet.IsPublicAddr(host):
+		return fmt.Errorf("%w: %s is not a public address; %s", ErrAddressPolicy, a, notReachable)
 	}
 	return nil
 }

@@ -485,7 +485,7 @@ func TestCheckAddr(t *testing.T) {
 		{addr: "/ip6/::1/tcp/4001", prod: "loopback"},
 		{addr: "/dns4/localhost/tcp/4001", prod: "loopback"},
 		{addr: "/dns/localhost/udp/4001/quic-v1", prod: "loopback"},
-		{addr: "/dns4/node.localhost/tcp/4001", prod: "private"},
+		{addr: "/dns4/node.localhost/tcp/4001", prod: "loopback"},
 		{addr: "/ip4/10.1.2.3/tcp/4001", prod: "private"},
 		{addr: "/ip4/172.16.5.4/tcp/4001", prod: "private"},
 		{addr: "/ip4/192.168.1.2/udp/4001/quic-v1", prod: "private"},
@@ -493,13 +493,14 @@ func TestCheckAddr(t *testing.T) {
 		{addr: "/ip4/169.254.1.1/tcp/4001", prod: "private"},
 		{addr: "/ip6/fd00::1/tcp/4001", prod: "private"},
 		{addr: "/ip6/fe80::1/tcp/4001", prod: "private"},
-		{addr: "/ip4/0.0.0.0/tcp/4001", prod: "unspecified"},
-		{addr: "/ip6/::/udp/4001/quic-v1", prod: "unspecified"},
+		{addr: "/ip4/0.0.0.0/tcp/4001", prod: "unspecified", dev: "unspecified"},
+		{addr: "/ip6/::/udp/4001/quic-v1", prod: "unspecified", dev: "unspecified"},
+		{addr: "/ip4/8.8.8.8/tcp/4001/p2p-circuit", prod: "relay", dev: "relay"},
 		{addr: "/ip4/192.0.2.1/tcp/4001", prod: "not a public address"},
 		{addr: "/ip4/224.0.0.1/tcp/4001", prod: "not a public address"},
 		{addr: "/ip6/2001:db8::1/tcp/4001", prod: "not a public address"},
 		{addr: "/ip6/::ffff:10.1.2.3/tcp/4001", prod: "not a public address"},
-		{addr: "/dns4/printer.local/tcp/4001", prod: "not a public address"},
+		{addr: "/dns4/printer.local/tcp/4001", prod: "not a public name"},
 
 		{addr: "/ip4/8.8.8.8/tcp/4001/p2p/" + id, prod: "peer ID", dev: "peer ID"},
 		{addr: "/ip4/127.0.0.1/tcp/4001/p2p/" + id, prod: "peer ID", dev: "peer ID"},
@@ -537,5 +538,32 @@ func TestCheckAddr(t *testing.T) {
 	t.Run("empty", func(t *testing.T) {
 		wantErr(t, discovery.CheckAddr(nil, true), discovery.ErrAddressPolicy, "empty")
 		wantErr(t, discovery.CheckAddr(ma.Multiaddr{}, false), discovery.ErrAddressPolicy, "empty")
+	})
+}
+
+// TestCheckAddrLoopbackInDisguise holds addresses that reach the dialer's own
+// loopback (libp2p resolves them to 127.0.0.1) but that the production address
+// policy lets through today: DNS names are compared case-sensitively with
+// "localhost", and a /dns4 component may hold an IP literal, which the
+// resolver returns as is; CheckAddr judges both as what a dialer reaches.
+func TestCheckAddrLoopbackInDisguise(t *testing.T) {
+	for _, s := range []string{
+		"/dns4/LOCALHOST/tcp/4001",
+		"/dns/LocalHost/udp/4001/quic-v1",
+		"/dns4/node.LOCALHOST/tcp/4001",
+		"/dns4/127.0.0.1/tcp/4001",
+		"/dns4/10.1.2.3/tcp/4001",
+		"/dns6/::1/tcp/4001",
+	} {
+		t.Run(s, func(t *testing.T) {
+			wantErr(t, discovery.CheckAddr(ma.StringCast(s), false), discovery.ErrAddressPolicy, s)
+		})
+	}
+	t.Run("Open", func(t *testing.T) {
+		f := newFixture(t)
+		_, err := f.verifier(false).Open(f.sealed(t, f.bankX, func(a *discovery.Advertisement) {
+			a.Addrs = []ma.Multiaddr{ma.StringCast("/dns4/127.0.0.1/tcp/4001")}
+		}))
+		wantErr(t, err, discovery.ErrAddressPolicy, "/dns4/127.0.0.1/tcp/4001")
 	})
 }

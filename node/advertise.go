@@ -49,8 +49,11 @@ func (d *discoverer) advertise(reason string) {
 	if err := d.topic.Publish(ctx, rec.Sealed); err != nil {
 		d.log.Warn("advertisement not published on the capabilities topic", "error", err)
 	}
+	// Every connected member gets it directly too: registrars register
+	// it, the others cache it.
 	var wg sync.WaitGroup
-	for _, p := range d.registrars() {
+	for _, m := range d.n.members.Members() {
+		p := m.PeerID
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -59,6 +59,7 @@ type discoverer struct {
 	verifier  *discovery.Verifier
 	cache     *discovery.Directory
 	registrar *discovery.Registrar // on governance and founding nodes only
+	service   *discovery.Registrar // what serves the discovery protocol
 	topic     *pubsub.Topic
 	announce  []ma.Multiaddr
 	filter    noAnnounce
@@ -126,8 +127,12 @@ func (d *discoverer) open(ctx context.Context) error {
 			return fmt.Errorf("registrar: %w", err)
 		}
 		d.log.Info("registrar loaded", "advertisements", loaded)
-		d.registrar = discovery.NewRegistrar(dir, d.log)
+		d.registrar = discovery.NewRegistrar(dir, true, d.log)
 		d.registrar.OnRegister = d.registered
+		d.service = d.registrar
+	} else {
+		d.service = discovery.NewRegistrar(d.cache, false, d.log)
+		d.service.OnRegister = d.learn
 	}
 	return nil
 }
@@ -135,9 +140,7 @@ func (d *discoverer) open(ctx context.Context) error {
 // start registers the discovery handler and the capabilities topic, then
 // starts the loop that joins and advertises.
 func (d *discoverer) start() error {
-	if d.registrar != nil {
-		d.registrar.Attach(d.n.host)
-	}
+	d.service.Attach(d.n.host)
 	t, err := d.n.ps.Join(protocols.TopicCapabilities, d.validate, d.deliver)
 	if err != nil {
 		return err
@@ -167,8 +170,8 @@ func (d *discoverer) close() error {
 		d.cancel()
 		d.wg.Wait()
 	}
-	if d.registrar != nil {
-		d.registrar.Detach(d.n.host)
+	if d.service != nil {
+		d.service.Detach(d.n.host)
 	}
 	if d.topic != nil {
 		return d.topic.Close()
@@ -238,11 +241,11 @@ func (d *discoverer) loop(sub event.Subscription) {
 	}
 }
 
-// met runs once a peer has been verified and identified: a registrar gets
-// this node's advertisement, and a DHT that had no peers gets the record.
+// met runs once a peer has been verified and identified: it gets this
+// node's advertisement (a registrar registers it, a member caches it), and
+// a DHT that had no peers gets the record.
 func (d *discoverer) met(p peer.ID) {
-	m, ok := d.n.members.Verified(p)
-	if !ok {
+	if _, ok := d.n.members.Verified(p); !ok {
 		return
 	}
 	d.mu.Lock()
@@ -251,13 +254,11 @@ func (d *discoverer) met(p peer.ID) {
 	if cur == nil {
 		return
 	}
-	if isRegistrar(m) {
-		d.wg.Add(1)
-		go func() {
-			defer d.wg.Done()
-			d.register(p, cur)
-		}()
-	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		d.register(p, cur)
+	}()
 	if dirty {
 		d.wg.Add(1)
 		go func() {

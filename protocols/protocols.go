@@ -22,8 +22,9 @@ const (
 	// DHT is the kad-dht protocol ID that DHTPrefix yields.
 	DHT protocol.ID = DHTPrefix + "/kad/1.0.0"
 
-	// Discovery is the registrar's protocol: register an advertisement, look
-	// up an organisation, list members. Governance and founding nodes serve it.
+	// Discovery carries advertisements: every node accepts a peer's
+	// advertisement on it; governance and founding nodes (registrars) also
+	// answer lookups of an organisation and listings of members.
 	Discovery protocol.ID = "/finp2p/discovery/1.0.0"
 
 	// GossipSub is the gossipsub version every member must speak.
@@ -33,7 +34,7 @@ const (
 // Mandatory lists the protocols every member must serve and advertise. An
 // advertisement without one of them is refused, naming it; this list is the
 // one place that says what they are.
-var Mandatory = []protocol.ID{Membership, DHT, GossipSub}
+var Mandatory = []protocol.ID{Membership, Discovery, DHT, GossipSub}
 
 // Gossipsub topic names.
 const (
