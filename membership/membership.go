@@ -223,7 +223,12 @@ func (s *Service) WaitVerified(ctx context.Context, p peer.ID) (governance.Membe
 			return governance.Member{}, fmt.Errorf("peer %s: %w: %s", p, ErrBlocked, b.reason)
 		}
 		st := s.stateLocked(p)
+		h := s.host
 		s.mu.Unlock()
+		// With no connection left, no handshake will resolve a fresh state.
+		if h != nil && h.Network().Connectedness(p) != network.Connected && !isDone(st) {
+			return governance.Member{}, fmt.Errorf("peer %s: %w: disconnected before proving membership", p, ErrNotVerified)
+		}
 		select {
 		case <-st.done:
 			if st.err != nil {
@@ -237,6 +242,15 @@ func (s *Service) WaitVerified(ctx context.Context, p peer.ID) (governance.Membe
 		case <-ctx.Done():
 			return governance.Member{}, fmt.Errorf("waiting for peer %s to prove membership: %w", p, ctx.Err())
 		}
+	}
+}
+
+func isDone(st *peerState) bool {
+	select {
+	case <-st.done:
+		return true
+	default:
+		return false
 	}
 }
 
