@@ -237,6 +237,9 @@ func (n *Node) AdvertisementError() error {
 
 // Readvertise asks the node to advertise again now, with a new sequence.
 func (n *Node) Readvertise() {
+	if n.disc == nil {
+		return
+	}
 	select {
 	case n.disc.kick <- struct{}{}:
 	default:

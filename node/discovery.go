@@ -272,21 +272,32 @@ func isRegistrar(m governance.Member) bool {
 	return m.Role == governance.RoleGovernance || m.Role == governance.RoleFounding
 }
 
-// join dials the rendezvous nodes and, so that a node can rejoin while
-// they are down, up to joinPeers backup peers from the cache; then it
-// fetches the member list from a registrar and refreshes the DHT.
-func (d *discoverer) join() {
-	var targets []peer.AddrInfo
+// bootstrapPeers are the rendezvous nodes and up to joinPeers backup peers.
+func (d *discoverer) bootstrapPeers() []peer.AddrInfo {
+	out := d.rendezvous()
+	backups := d.others(d.cache.Peers())
+	rand.Shuffle(len(backups), func(i, j int) { backups[i], backups[j] = backups[j], backups[i] })
+	return append(out, backups[:min(len(backups), joinPeers)]...)
+}
+
+// rendezvous are the genesis rendezvous nodes other than this one.
+func (d *discoverer) rendezvous() []peer.AddrInfo {
+	var out []peer.AddrInfo
 	for _, s := range d.n.genesis.Rendezvous {
 		ai, err := peer.AddrInfoFromString(s)
 		if err != nil || ai.ID == d.n.host.ID() {
 			continue
 		}
-		targets = append(targets, *ai)
+		out = append(out, *ai)
 	}
-	backups := d.others(d.cache.Peers())
-	rand.Shuffle(len(backups), func(i, j int) { backups[i], backups[j] = backups[j], backups[i] })
-	targets = append(targets, backups[:min(len(backups), joinPeers)]...)
+	return out
+}
+
+// join dials the rendezvous nodes and, so that a node can rejoin while
+// they are down, up to joinPeers backup peers from the cache; then it
+// fetches the member list from a registrar and refreshes the DHT.
+func (d *discoverer) join() {
+	targets := d.bootstrapPeers()
 	d.dialAll(targets, "join")
 
 	if d.registrar == nil && len(d.n.members.Members()) == 0 {

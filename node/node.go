@@ -193,6 +193,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			discovery.DHTNamespace: discovery.DHTValidator{V: n.disc.verifier},
 		}),
 		dht.Datastore(namespace.Wrap(n.ds, datastore.NewKey("/dht"))),
+		// When the routing table empties, kad-dht reconnects to these: the
+		// rendezvous nodes and the backup peers.
+		dht.BootstrapPeersFunc(n.disc.bootstrapPeers),
 		dht.RoutingTableFilter(func(_ any, p peer.ID) bool { _, ok := n.members.Verified(p); return ok }),
 		// A query may dial a member not met yet: the membership gate holds
 		// the DHT stream until that peer has proved membership, so only
