@@ -2,7 +2,6 @@ package discovery
 
 import (
 	"bytes"
-	"crypto/ed25519"
 	"fmt"
 	"net"
 	"slices"
@@ -118,11 +117,10 @@ func (v *Verifier) check(ad *Advertisement, signer crypto.PubKey) error {
 // member verifies the signer's certificate chain and that it certifies what
 // the advertisement claims.
 func (v *Verifier) member(ad *Advertisement, signer crypto.PubKey) (governance.Member, error) {
-	raw, err := signer.Raw()
-	if err != nil || signer.Type() != crypto.Ed25519 {
+	if signer.Type() != crypto.Ed25519 {
 		return governance.Member{}, fmt.Errorf("%w: signer key of type %s is not Ed25519", ErrForged, signer.Type())
 	}
-	m, err := v.Trust.VerifyPeer(ad.Chain, ed25519.PublicKey(raw), v.now())
+	m, err := v.Trust.VerifySigner(ad.Chain, signer, v.now())
 	if err != nil {
 		return governance.Member{}, fmt.Errorf("advertisement of %s: signer's certificate: %w", ad.Peer, err)
 	}

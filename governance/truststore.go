@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -115,6 +116,19 @@ func (t *TrustStore) VerifyDER(chain [][]byte, now time.Time) (Member, error) {
 		return Member{}, err
 	}
 	return t.Verify(certs, now)
+}
+
+// VerifySigner verifies the DER chain carried in a signed record and checks
+// that the leaf holds signer, the libp2p key that signed the record.
+func (t *TrustStore) VerifySigner(chain [][]byte, signer crypto.PubKey, now time.Time) (Member, error) {
+	if signer == nil || signer.Type() != crypto.Ed25519 {
+		return Member{}, fmt.Errorf("%w: signer key is not Ed25519", ErrKeyMismatch)
+	}
+	raw, err := signer.Raw()
+	if err != nil {
+		return Member{}, fmt.Errorf("%w: signer key: %w", ErrKeyMismatch, err)
+	}
+	return t.VerifyPeer(chain, ed25519.PublicKey(raw), now)
 }
 
 // VerifyPeer verifies a DER chain a remote peer presented and checks that the

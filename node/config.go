@@ -73,6 +73,7 @@ type Config struct {
 	AdvertisementTTL Duration `json:"advertisement_ttl"`
 
 	datastore  datastore.Batching
+	refusals   refusalLimit
 	logger     *slog.Logger
 	registerer prometheus.Registerer
 	now        func() time.Time
@@ -275,6 +276,26 @@ func WithAdvertisementTTL(d time.Duration) Option {
 	}
 }
 
+// refusalLimit is the per-org budget of refused resource requests.
+type refusalLimit struct {
+	perSecond float64
+	burst     int
+}
+
+// WithRefusalLimit sets how many refused resource requests an org may send
+// at once (burst) and per second before the node drops its requests
+// unexamined. The defaults are resource.DefaultRefusalRate and
+// resource.DefaultRefusalBurst.
+func WithRefusalLimit(perSecond float64, burst int) Option {
+	return func(c *Config) error {
+		if !(perSecond > 0) || burst <= 0 {
+			return fmt.Errorf("refusal limit %g/s, burst %d: both must be positive", perSecond, burst)
+		}
+		c.refusals = refusalLimit{perSecond, burst}
+		return nil
+	}
+}
+
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *Config) error {
@@ -317,6 +338,7 @@ func WithConfig(f Config) Option {
 		*c = f
 		c.RepoDir = repo
 		c.datastore, c.logger, c.registerer, c.now = internal.datastore, internal.logger, internal.registerer, internal.now
+		c.refusals = internal.refusals
 		return nil
 	}
 }

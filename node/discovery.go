@@ -223,6 +223,7 @@ func (d *discoverer) loop(sub event.Subscription) {
 			d.advertise(reason)
 		case <-periodic.C:
 			d.advertise("periodic")
+			d.n.res.republish(d.ctx)
 		case <-rejoin.C:
 			if len(d.n.members.Members()) == 0 {
 				d.log.Info("no member connected; joining again")

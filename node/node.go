@@ -38,6 +38,7 @@ import (
 	"github.com/finp2p/go-finp2p/membership"
 	"github.com/finp2p/go-finp2p/protocols"
 	"github.com/finp2p/go-finp2p/pubsub"
+	"github.com/finp2p/go-finp2p/resource"
 )
 
 // Version is the software version nodes announce.
@@ -62,6 +63,8 @@ type Node struct {
 	dht     *dht.IpfsDHT
 	revs    *revocations
 	disc    *discoverer
+	res     *resources
+	acc     *access
 }
 
 type namedCloser struct {
@@ -185,12 +188,21 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.disc.open(ctx); err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
+	n.res = newResources(n)
+	if err := n.res.open(ctx); err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	n.acc = newAccess(n.res)
+	if err := n.acc.open(ctx); err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
 	if n.dht, err = dht.New(n.host,
 		dht.Mode(dht.ModeServer),
 		dht.ProtocolPrefix(protocols.DHTPrefix),
 		// Only FinP2P records: no public-key or IPNS records in this DHT.
 		dht.Validator(record.NamespacedValidator{
 			discovery.DHTNamespace: discovery.DHTValidator{V: n.disc.verifier},
+			resource.DHTNamespace:  resource.DHTValidator{V: n.res.verifier},
 		}),
 		dht.Datastore(namespace.Wrap(n.ds, datastore.NewKey("/dht"))),
 		// When the routing table empties, kad-dht reconnects to these: the
@@ -209,6 +221,10 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	// Last: the discovery handler and the capabilities topic, then the loop
 	// that joins through the rendezvous nodes (or the backup peers) and
 	// advertises.
+	n.res.start()
+	n.onClose("resources", n.res.close)
+	n.acc.start()
+	n.onClose("resource access", n.acc.close)
 	if err := n.disc.start(); err != nil {
 		return fmt.Errorf("start: %w", err)
 	}

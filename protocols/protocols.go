@@ -3,7 +3,7 @@
 // message types in protocols/pb.
 package protocols
 
-//go:generate protoc --go_out=. --go_opt=paths=source_relative pb/membership.proto pb/discovery.proto
+//go:generate protoc --go_out=. --go_opt=paths=source_relative pb/membership.proto pb/discovery.proto pb/resource.proto
 
 import (
 	"github.com/libp2p/go-libp2p/core/protocol"
@@ -26,6 +26,17 @@ const (
 	// advertisement on it; governance and founding nodes (registrars) also
 	// answer lookups of an organisation and listings of members.
 	Discovery protocol.ID = "/finp2p/discovery/1.0.0"
+
+	// ResourceAdvert hands a restricted resource advertisement to an org
+	// it is meant for.
+	ResourceAdvert protocol.ID = "/finp2p/resource/advert/1.0.0"
+
+	// ResourceACL hands a signed ACL from a resource's owner to an org it
+	// concerns, so requests that would be refused are not sent.
+	ResourceACL protocol.ID = "/finp2p/resource/acl/1.0.0"
+
+	// ResourceGet fetches a resource's current state from its owner.
+	ResourceGet protocol.ID = "/finp2p/resource/get/1.0.0"
 
 	// GossipSub is the gossipsub version every member must speak.
 	GossipSub protocol.ID = "/meshsub/1.1.0"
