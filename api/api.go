@@ -88,8 +88,11 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/revocations", s.revocations)
 	mux.HandleFunc("GET /v1/orgs", s.orgs)
 	mux.HandleFunc("GET /v1/orgs/{org}", s.resolve)
+	mux.HandleFunc("POST /v1/resources", s.advertise)
+	mux.HandleFunc("GET /v1/resources/{id}", s.findResource)
+	mux.HandleFunc("DELETE /v1/resources/{id}", s.withdraw)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
-	return s.authenticate(mux)
+	return s.authenticate(resourceIDSegment(mux))
 }
 
 // Start listens and serves in the background.

@@ -65,6 +65,30 @@ func (c *Client) Resolve(ctx context.Context, org string) (discovery.Resolution,
 	return res, err
 }
 
+// AdvertiseResource calls POST /v1/resources: it advertises one of the
+// node's org's resources, publicly when to is empty, else only to those
+// orgs. A refusal is a *Problem, such as "not-owner" or "bad-resource-id".
+func (c *Client) AdvertiseResource(ctx context.Context, id, topic string, to []string) (node.ResourceInfo, error) {
+	var info node.ResourceInfo
+	err := c.do(ctx, http.MethodPost, "/v1/resources", AdvertiseRequest{Resource: id, Topic: topic, To: to}, &info)
+	return info, err
+}
+
+// FindResource calls GET /v1/resources/{id}. When the node finds no
+// advertisement (or only a withdrawal) the error wraps a *Problem of kind
+// "resource-not-found".
+func (c *Client) FindResource(ctx context.Context, id string) (node.ResourceInfo, error) {
+	var info node.ResourceInfo
+	err := c.do(ctx, http.MethodGet, resourcesPath+url.PathEscape(id), nil, &info)
+	return info, err
+}
+
+// WithdrawResource calls DELETE /v1/resources/{id}: the node replaces its
+// advertisement of the resource with a withdrawal wherever it went.
+func (c *Client) WithdrawResource(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, resourcesPath+url.PathEscape(id), nil, nil)
+}
+
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {

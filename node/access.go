@@ -148,8 +148,8 @@ func (a *access) get(org, rid string) ([]byte, string, error) {
 	return data, "", nil
 }
 
-// allows applies the owner's ACL; with none, only a publicly advertised
-// resource may be read.
+// allows applies the owner's ACL; with none, a publicly advertised
+// resource may be read and subscribed to, and nothing else is allowed.
 func (a *access) allows(id resource.ID, org string, r resource.Right) bool {
 	if allowed, known := a.acls.Allows(id, org, r); known {
 		return allowed
@@ -158,7 +158,7 @@ func (a *access) allows(id resource.ID, org string, r resource.Right) bool {
 		return true
 	}
 	sa, ok := a.r.store.Get(id)
-	return ok && !sa.Ad.Restricted && !sa.Ad.Withdrawn && r == resource.RightRead
+	return ok && !sa.Ad.Restricted && !sa.Ad.Withdrawn && (r == resource.RightRead || r == resource.RightSubscribe)
 }
 
 // serve reads one request from a verified member, answers with what answer
@@ -227,9 +227,20 @@ func (n *Node) SetACL(ctx context.Context, acl resource.ACL) error {
 		return fmt.Errorf("set ACL of %s: %w", acl.Resource, err)
 	}
 	concerned := maps.Clone(acl.Grants)
+	lost := false
 	if had {
 		for org, r := range old.Grants {
 			concerned[org] |= r
+			if old.Allows(org, resource.RightSubscribe) && !acl.Allows(org, resource.RightSubscribe) {
+				lost = true
+			}
+		}
+		lost = lost || (old.Public && !acl.Public)
+	}
+	if lost {
+		// New updates get a key the orgs that lost access never receive.
+		if err := n.upd.rotate(ctx, acl.Resource); err != nil {
+			return fmt.Errorf("set ACL of %s: rotate topic key: %w", acl.Resource, err)
 		}
 	}
 	var failed []string

@@ -22,3 +22,7 @@ func (n *Node) ValidateCapability(from peer.ID, data []byte) gossip.ValidationRe
 	msg := &gossip.Message{Message: &gossippb.Message{Data: data}, ReceivedFrom: from}
 	return n.disc.validate(context.Background(), from, msg)
 }
+
+// DropIncomingUpdates makes the node drop the incoming resource updates f
+// picks, before processing them, as a lossy network would.
+func (n *Node) DropIncomingUpdates(f func(Update) bool) { n.upd.dropHook = f }

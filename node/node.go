@@ -65,6 +65,7 @@ type Node struct {
 	disc    *discoverer
 	res     *resources
 	acc     *access
+	upd     *updates
 }
 
 type namedCloser struct {
@@ -225,6 +226,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.onClose("resources", n.res.close)
 	n.acc.start()
 	n.onClose("resource access", n.acc.close)
+	n.upd = newUpdates(n)
+	n.upd.start()
+	n.onClose("resource updates", n.upd.close)
 	if err := n.disc.start(); err != nil {
 		return fmt.Errorf("start: %w", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/ipfs/go-datastore/namespace"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/routing"
 
 	"github.com/finp2p/go-finp2p/governance"
 	"github.com/finp2p/go-finp2p/protocols"
@@ -238,8 +239,10 @@ func (r *resources) setAudience(ctx context.Context, id resource.ID, to []string
 	return nil
 }
 
-// republish refreshes this org's public advertisements before they expire.
+// republish refreshes this org's advertisements before they expire.
 func (r *resources) republish(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
 	for _, sa := range r.store.Owned(r.n.self.OrgID) {
 		if sa.Ad.Peer != r.n.host.ID() || sa.Ad.Withdrawn {
 			continue
@@ -274,14 +277,60 @@ func (n *Node) Advertise(ctx context.Context, id resource.ID, o AdvertiseOptions
 			return ResourceInfo{}, fmt.Errorf("advertise %s: %w", id, err)
 		}
 	}
-	if err := n.res.setAudience(ctx, id, o.To); err != nil {
+	to := slices.DeleteFunc(slices.Clone(o.To), func(org string) bool { return org == n.self.OrgID })
+	slices.Sort(to)
+	to = slices.Compact(to)
+	restricted := len(o.To) > 0
+	// Whoever could see the previous advertisement but not this one gets a
+	// withdrawal first: the DHT when a public resource becomes restricted,
+	// the orgs dropped from a restricted resource's audience.
+	if err := n.res.retract(ctx, id, restricted, to); err != nil {
 		return ResourceInfo{}, err
 	}
-	sa, err := n.res.sign(ctx, id, o.Topic, len(o.To) > 0, false)
+	if err := n.res.setAudience(ctx, id, to); err != nil {
+		return ResourceInfo{}, err
+	}
+	sa, err := n.res.sign(ctx, id, o.Topic, restricted, false)
 	if err != nil {
 		return ResourceInfo{}, err
 	}
-	return resourceInfo(sa), n.res.publish(ctx, sa, o.To)
+	return resourceInfo(sa), n.res.publish(ctx, sa, to)
+}
+
+// retract withdraws the previous advertisement of id from where the next
+// one (restricted to to, or public) will not reach.
+func (r *resources) retract(ctx context.Context, id resource.ID, restricted bool, to []string) error {
+	prev, ok := r.store.Get(id)
+	if !ok || prev.Ad.Withdrawn || prev.Ad.Peer != r.n.host.ID() {
+		return nil
+	}
+	r.mu.Lock()
+	var dropped []string
+	for _, org := range r.audience[id.String()] {
+		if !restricted || !slices.Contains(to, org) {
+			dropped = append(dropped, org)
+		}
+	}
+	r.mu.Unlock()
+	switch {
+	case !prev.Ad.Restricted && restricted:
+		tomb, err := r.sign(ctx, id, prev.Ad.Topic, false, true)
+		if err != nil {
+			return err
+		}
+		if err := r.publish(ctx, tomb, nil); err != nil {
+			return fmt.Errorf("advertise %s: withdraw the public advertisement first: %w", id, err)
+		}
+	case prev.Ad.Restricted && len(dropped) > 0:
+		tomb, err := r.sign(ctx, id, prev.Ad.Topic, true, true)
+		if err != nil {
+			return err
+		}
+		if err := r.publish(ctx, tomb, dropped); err != nil {
+			return fmt.Errorf("advertise %s: withdraw it from %v first: %w", id, dropped, err)
+		}
+	}
+	return nil
 }
 
 // Withdraw stops sharing one of this org's resources: a newer advertisement
@@ -314,8 +363,11 @@ func (n *Node) FindResource(ctx context.Context, id resource.ID) (ResourceInfo, 
 	sa, ok := n.res.store.Get(id)
 	if !ok {
 		val, err := n.dht.GetValue(ctx, resource.DHTKey(id))
+		if errors.Is(err, routing.ErrNotFound) {
+			return ResourceInfo{}, fmt.Errorf("find %s: %w: not held here, not in the DHT", id, resource.ErrResourceNotFound)
+		}
 		if err != nil {
-			return ResourceInfo{}, fmt.Errorf("find %s: %w (not held here; dht: %v)", id, resource.ErrResourceNotFound, err)
+			return ResourceInfo{}, fmt.Errorf("find %s: not held here; DHT lookup failed: %w", id, err)
 		}
 		if sa, err = n.res.verifier.Open(val); err != nil {
 			return ResourceInfo{}, fmt.Errorf("find %s: %w", id, err)

@@ -54,6 +54,39 @@ func TestResourceAdvertisements(t *testing.T) {
 		t.Fatalf("member-3 advertising member-2's asset: %v", err)
 	}
 
+	// Narrowing an audience withdraws the resource from the orgs dropped;
+	// making a public resource restricted withdraws it from the DHT.
+	narrowed := resource.MustParseID("member-2:102:narrowed")
+	if _, err := b.Advertise(ctx, narrowed, node.AdvertiseOptions{To: []string{"member-1", "member-3"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.FindResource(ctx, narrowed); err != nil {
+		t.Fatalf("member-3 in the first audience: %v", err)
+	}
+	if _, err := b.Advertise(ctx, narrowed, node.AdvertiseOptions{To: []string{"member-1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.FindResource(ctx, narrowed); !errors.Is(err, resource.ErrResourceNotFound) {
+		t.Fatalf("member-3 after being dropped from the audience: %v", err)
+	}
+	if _, err := a.FindResource(ctx, narrowed); err != nil {
+		t.Fatalf("member-1 still in the audience: %v", err)
+	}
+	closing := resource.MustParseID("member-2:102:closing")
+	if _, err := b.Advertise(ctx, closing, node.AdvertiseOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.FindResource(ctx, closing); err != nil {
+		t.Fatalf("member-3 finds the public resource: %v", err)
+	}
+	if _, err := b.Advertise(ctx, closing, node.AdvertiseOptions{To: []string{"member-1"}}); err != nil {
+		t.Fatal(err)
+	}
+	testnet.Eventually(t, 10*time.Second, "member-3 no longer finds the now restricted resource", func() bool {
+		_, err := c.FindResource(ctx, closing)
+		return errors.Is(err, resource.ErrResourceNotFound)
+	})
+
 	// Withdrawn: gone for everyone.
 	if err := b.Withdraw(ctx, public); err != nil {
 		t.Fatal(err)

@@ -38,6 +38,14 @@ const (
 	// ResourceGet fetches a resource's current state from its owner.
 	ResourceGet protocol.ID = "/finp2p/resource/get/1.0.0"
 
+	// ResourceUpdates serves a publisher's past updates of a resource, so a
+	// subscriber that missed some on gossip gets them.
+	ResourceUpdates protocol.ID = "/finp2p/resource/updates/1.0.0"
+
+	// ResourceTopicKey hands a restricted topic's key, sealed with HPKE, to
+	// an org the resource's ACL lets subscribe.
+	ResourceTopicKey protocol.ID = "/finp2p/resource/topic-key/1.0.0"
+
 	// GossipSub is the gossipsub version every member must speak.
 	GossipSub protocol.ID = "/meshsub/1.1.0"
 )
@@ -51,6 +59,9 @@ var Mandatory = []protocol.ID{Membership, Discovery, DHT, GossipSub}
 const (
 	// TopicRevocations carries certificate revocation lists.
 	TopicRevocations = "/finp2p/revocations/1"
+	// TopicResourcePrefix starts the name of every resource's update topic;
+	// the canonical resource id follows.
+	TopicResourcePrefix = "/finp2p/resource/"
 	// TopicCapabilities carries signed org advertisements.
 	TopicCapabilities = "/finp2p/capabilities/1"
 )

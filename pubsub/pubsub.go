@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	gossip "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -34,6 +35,50 @@ type PubSub struct {
 	self   peer.ID
 	log    *slog.Logger
 	cancel context.CancelFunc
+
+	scoreMu sync.RWMutex
+	scores  map[peer.ID]float64
+}
+
+// Peer scoring: a message a topic validator rejects (forged, malformed, or
+// from a node without the right to publish) costs its sender
+// InvalidMessagePenalty, squared over repeats and decaying by a tenth a
+// second; a peer whose score falls below the thresholds stops receiving
+// gossip, then publications, then is ignored.
+const (
+	InvalidMessagePenalty = -100
+	GossipThreshold       = -500
+	PublishThreshold      = -1000
+	GraylistThreshold     = -2500
+)
+
+func scoreParams() *gossip.PeerScoreParams {
+	return &gossip.PeerScoreParams{
+		SkipAtomicValidation: true,
+		Topics:               map[string]*gossip.TopicScoreParams{},
+		AppSpecificScore:     func(peer.ID) float64 { return 0 },
+		DecayInterval:        time.Second,
+		DecayToZero:          0.01,
+		RetainScore:          10 * time.Minute,
+	}
+}
+
+func topicScoreParams() *gossip.TopicScoreParams {
+	return &gossip.TopicScoreParams{
+		SkipAtomicValidation:           true,
+		TopicWeight:                    1,
+		TimeInMeshQuantum:              time.Second, // unused (weight 0), but divided by
+		InvalidMessageDeliveriesWeight: InvalidMessagePenalty,
+		InvalidMessageDeliveriesDecay:  0.9,
+	}
+}
+
+// Score is the gossipsub score this node gives p, as of the last
+// inspection (every 100 ms).
+func (p *PubSub) Score(id peer.ID) float64 {
+	p.scoreMu.RLock()
+	defer p.scoreMu.RUnlock()
+	return p.scores[id]
 }
 
 // New starts gossipsub on h. Create it before the node dials anyone, so no
@@ -49,6 +94,7 @@ func New(ctx context.Context, h host.Host, cfg Config) (*PubSub, error) {
 		cfg.Logger = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(ctx)
+	p := &PubSub{self: h.ID(), log: cfg.Logger, cancel: cancel}
 	ps, err := gossip.NewGossipSub(ctx, h,
 		gossip.WithPeerFilter(func(p peer.ID, _ string) bool { return cfg.Member(p) }),
 		gossip.WithMessageSignaturePolicy(gossip.StrictSign),
@@ -58,12 +104,27 @@ func New(ctx context.Context, h host.Host, cfg Config) (*PubSub, error) {
 		// FinP2P topics carry control messages (revocations, capabilities)
 		// that must not be lost right after a node joins.
 		gossip.WithFloodPublish(true),
+		gossip.WithPeerScore(scoreParams(), &gossip.PeerScoreThresholds{
+			GossipThreshold:             GossipThreshold,
+			PublishThreshold:            PublishThreshold,
+			GraylistThreshold:           GraylistThreshold,
+			AcceptPXThreshold:           10,
+			OpportunisticGraftThreshold: 5,
+		}),
+		gossip.WithPeerScoreInspect(func(scores map[peer.ID]float64) { p.setScores(scores) }, 100*time.Millisecond),
 	)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("pubsub: start gossipsub: %w", err)
 	}
-	return &PubSub{ps: ps, self: h.ID(), log: cfg.Logger, cancel: cancel}, nil
+	p.ps = ps
+	return p, nil
+}
+
+func (p *PubSub) setScores(scores map[peer.ID]float64) {
+	p.scoreMu.Lock()
+	p.scores = scores
+	p.scoreMu.Unlock()
 }
 
 // Close stops gossipsub.
@@ -96,6 +157,11 @@ func (p *PubSub) Join(name string, validate gossip.ValidatorEx, handle func(*gos
 	if err != nil {
 		_ = p.ps.UnregisterTopicValidator(name)
 		return nil, fmt.Errorf("pubsub: join %s: %w", name, err)
+	}
+	if err := topic.SetScoreParams(topicScoreParams()); err != nil {
+		_ = topic.Close()
+		_ = p.ps.UnregisterTopicValidator(name)
+		return nil, fmt.Errorf("pubsub: score parameters of %s: %w", name, err)
 	}
 	sub, err := topic.Subscribe()
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/finp2p/go-finp2p/api"
@@ -487,6 +488,23 @@ func hasNode(res discovery.Resolution, id string) bool {
 	return false
 }
 
+// findResource polls `finp2p find --json` on n until it finds id.
+func findResource(t *testing.T, n *testNode, id string) node.ResourceInfo {
+	t.Helper()
+	var info node.ResourceInfo
+	waitFor(t, networkTimeout, n.name+" to find "+id, func() (bool, string) {
+		r := finp2p(t, "find", id, "--repo", n.repo, "--api", n.api, "--json")
+		if r.code != 0 {
+			return false, strings.TrimSpace(r.stderr)
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &info); err != nil {
+			return false, fmt.Sprintf("decode %q: %v", r.stdout, err)
+		}
+		return info.Resource == id, r.stdout
+	})
+	return info
+}
+
 // pemBlocks lists the PEM block types of a file.
 func pemBlocks(t *testing.T, path string) []string {
 	t.Helper()
@@ -717,6 +735,101 @@ func TestCLINetwork(t *testing.T) {
 		out := mustFinp2p(t, "orgs", "--repo", bankA.repo, "--api", nodeA.api, "--service", "nosuch-service")
 		if !strings.Contains(out, "no organisation matches") {
 			t.Errorf("orgs with a service nobody offers printed:\n%s", out)
+		}
+	})
+
+	// Resources: bank-a advertises its assets through its node's API, and
+	// the other nodes find them, or not, through theirs.
+	publicAsset := "bank-a:102:" + uuid.NewString()
+	t.Run("advertise a public resource and find it from another member", func(t *testing.T) {
+		// The first advertisement may come before bank-a's DHT has peers.
+		var adv node.ResourceInfo
+		waitFor(t, networkTimeout, "bank-a to advertise "+publicAsset, func() (bool, string) {
+			r := finp2p(t, "advertise", publicAsset, "--repo", bankA.repo, "--api", nodeA.api, "--topic", "assets/public", "--json")
+			if r.code != 0 {
+				return false, strings.TrimSpace(r.stderr)
+			}
+			return json.Unmarshal([]byte(r.stdout), &adv) == nil, r.stdout
+		})
+		if adv.Resource != publicAsset || adv.Owner != "bank-a" || adv.Peer != bankA.peer || adv.Restricted || adv.Seq == 0 {
+			t.Errorf("advertise printed %+v, want %s owned by bank-a from peer %s, public, with a sequence number", adv, publicAsset, bankA.peer)
+		}
+		got := findResource(t, nodeB, publicAsset)
+		if got.Owner != "bank-a" || got.Peer != bankA.peer || got.Restricted || got.Topic != "assets/public" || got.Seq < adv.Seq {
+			t.Errorf("bank-b found %+v, want bank-a's public advertisement from peer %s with topic assets/public", got, bankA.peer)
+		}
+		// The URI form names the same resource; flags may follow it.
+		uri := "finp2p://bank-a/102/" + strings.TrimPrefix(publicAsset, "bank-a:102:")
+		human := mustFinp2p(t, "find", uri, "--repo", bankB.repo, "--api", nodeB.api)
+		for name, want := range map[string]string{
+			"resource": publicAsset, "owner": "bank-a", "visibility": "public", "topic": "assets/public", "peer": bankA.peer,
+		} {
+			if got := field(t, human, name); got != want {
+				t.Errorf("find printed %s %q, want %q:\n%s", name, got, want, human)
+			}
+		}
+		field(t, human, "seq")
+		field(t, human, "expires")
+	})
+	restrictedAsset := "bank-a:102:" + uuid.NewString()
+	t.Run("a restricted resource is found only by the org it went to", func(t *testing.T) {
+		var out string
+		waitFor(t, networkTimeout, "bank-a to advertise "+restrictedAsset+" to bank-b", func() (bool, string) {
+			r := finp2p(t, "advertise", "--repo", bankA.repo, "--api", nodeA.api, "--to", "bank-b", restrictedAsset)
+			out = r.stdout
+			return r.code == 0, strings.TrimSpace(r.stderr)
+		})
+		if got := field(t, out, "visibility"); got != "restricted to bank-b" {
+			t.Errorf("advertise printed visibility %q, want restricted to bank-b:\n%s", got, out)
+		}
+		if got := findResource(t, nodeB, restrictedAsset); !got.Restricted || got.Owner != "bank-a" || got.Peer != bankA.peer {
+			t.Errorf("bank-b found %+v, want bank-a's restricted advertisement", got)
+		}
+		r := finp2p(t, "find", restrictedAsset, "--repo", tn.founder.repo, "--api", founder.api)
+		if r.code != 1 || !strings.Contains(r.stderr, "not found") || !strings.Contains(r.stderr, restrictedAsset) {
+			t.Errorf("the founder, not in the audience, finding %s: %s\nwant exit 1 saying it is not found", restrictedAsset, r)
+		}
+	})
+	t.Run("find an unknown resource", func(t *testing.T) {
+		unknown := "bank-b:102:" + uuid.NewString()
+		r := finp2p(t, "find", unknown, "--repo", bankA.repo, "--api", nodeA.api)
+		if r.code != 1 || !strings.Contains(r.stderr, "not found") || !strings.Contains(r.stderr, unknown) {
+			t.Errorf("find %s: %s\nwant exit 1 saying it is not found", unknown, r)
+		}
+		if strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+			t.Errorf("error is not one line:\n%s", r.stderr)
+		}
+	})
+	t.Run("advertise refuses a malformed id and another org's resource", func(t *testing.T) {
+		for _, c := range []struct{ id, want string }{
+			{"bank-a:1:x", `type part "1"`},
+			{"bank-a:102", "missing id part"},
+			{"Bank_A:102:x", "org part"},
+			{"finp2p://bank-a/102/x?y", "query"},
+		} {
+			r := finp2p(t, "advertise", c.id, "--repo", bankA.repo, "--api", nodeA.api)
+			if r.code != 1 || !strings.Contains(r.stderr, "bad resource id") || !strings.Contains(r.stderr, c.want) {
+				t.Errorf("advertise %s: %s\nwant exit 1 saying it is a bad resource id, %s", c.id, r, c.want)
+			}
+		}
+		theirs := "bank-b:102:" + uuid.NewString()
+		r := finp2p(t, "advertise", theirs, "--repo", bankA.repo, "--api", nodeA.api)
+		if r.code != 1 || !strings.Contains(r.stderr, "not the node's org's") || !strings.Contains(r.stderr, `"bank-b"`) {
+			t.Errorf("bank-a advertising %s: %s\nwant exit 1 saying it belongs to bank-b", theirs, r)
+		}
+	})
+	t.Run("withdraw", func(t *testing.T) {
+		out := mustFinp2p(t, "withdraw", publicAsset, "--repo", bankA.repo, "--api", nodeA.api)
+		if got := field(t, out, "withdrawn"); got != publicAsset {
+			t.Errorf("withdraw printed %q, want %s", got, publicAsset)
+		}
+		waitFor(t, networkTimeout, "bank-b to stop finding "+publicAsset, func() (bool, string) {
+			r := finp2p(t, "find", publicAsset, "--repo", bankB.repo, "--api", nodeB.api)
+			return r.code == 1 && strings.Contains(r.stderr, "withdrawn"), r.String()
+		})
+		r := finp2p(t, "withdraw", "bank-a:102:"+uuid.NewString(), "--repo", bankA.repo, "--api", nodeA.api)
+		if r.code != 1 || !strings.Contains(r.stderr, "was not advertised") {
+			t.Errorf("withdrawing what was never advertised: %s\nwant exit 1 saying it was not advertised", r)
 		}
 	})
 
@@ -1007,6 +1120,12 @@ func TestUsage(t *testing.T) {
 		{[]string{"resolve", "bank-a", "bank-b", "--repo", t.TempDir()}, 2, "exactly one ORG"},
 		{[]string{"resolve", "bank-a"}, 2, "--repo is required"},
 		{[]string{"resolve", "bank-a", "--repo", t.TempDir()}, 1, "api.token"},
+		{[]string{"find", "--repo", t.TempDir()}, 2, "exactly one ID"},
+		{[]string{"advertise", "bank-a:102:x"}, 2, "--repo is required"},
+		{[]string{"advertise", "bank-a:102:x", "--repo", t.TempDir(), "--to", "bank-b,"}, 2, "empty item"},
+		{[]string{"advertise", "bank-a:102:x", "--repo", t.TempDir(), "--to", "Bank_B"}, 1, `--to: organisation id "Bank_B"`},
+		{[]string{"find", "bank-a:1:x", "--repo", t.TempDir()}, 1, `type part "1"`},
+		{[]string{"withdraw", "bank-a:102:x", "--repo", t.TempDir()}, 1, "api.token"},
 	} {
 		r := finp2p(t, c.args...)
 		if r.code != c.code || !strings.Contains(r.stderr+r.stdout, c.want) {
@@ -1031,8 +1150,9 @@ func TestDevnet(t *testing.T) {
 		"start bank-a", "start bank-b", "members connected via rendezvous",
 		"every member resolves every other org", "2 of 2 pairs resolved", "GET /v1/orgs lists every org",
 		"bank-a (payments, ethereum)", "bank-b (payments, canton)",
+		"resource advertisement", "public, found by bank-b", "restricted to bank-b, found by bank-b, 404 for governor",
 		"revoke bank-b by governance CA", "publish CRL to governor's API",
-		"revoked member dropped by every node", "stop nodes", "report", "devnet: all 21 steps passed",
+		"revoked member dropped by every node", "stop nodes", "report", "devnet: all 22 steps passed",
 	} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("devnet output lacks %q:\n%s", want, r.stdout)
@@ -1142,6 +1262,46 @@ func TestRoundDuration(t *testing.T) {
 	} {
 		if got := roundDuration(c.d); got != c.want {
 			t.Errorf("roundDuration(%s) = %q, want %q", c.d, got, c.want)
+		}
+	}
+}
+
+// TestPrintResource: the human output of advertise and find, from fixed
+// answers.
+func TestPrintResource(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	info := node.ResourceInfo{
+		Resource: "bank-a:102:9929ccaf-8967-4ba3-9198-a4b8e3128388", Owner: "bank-a",
+		Peer: "12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA", Seq: 7, Expires: now.Add(24 * time.Hour),
+	}
+	var b strings.Builder
+	printResource(&b, info, nil, now)
+	want := "resource    bank-a:102:9929ccaf-8967-4ba3-9198-a4b8e3128388\n" +
+		"owner       bank-a\n" +
+		"visibility  public\n" +
+		"topic       -\n" +
+		"peer        12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA\n" +
+		"seq         7\n" +
+		"expires     2026-01-03T03:04:05Z (in 24h0m0s)\n"
+	if b.String() != want {
+		t.Errorf("public resource printed\n%s\nwant\n%s", b.String(), want)
+	}
+	info.Restricted, info.Topic = true, "assets/9929ccaf"
+	for _, c := range []struct {
+		to   []string
+		want string
+	}{
+		{[]string{"bank-b", "custodian-c"}, "restricted to bank-b,custodian-c"},
+		{nil, "restricted"}, // find does not know the audience
+	} {
+		b.Reset()
+		printResource(&b, info, c.to, now)
+		if got := field(t, b.String(), "visibility"); got != c.want {
+			t.Errorf("visibility with audience %v = %q, want %q", c.to, got, c.want)
+		}
+		if got := field(t, b.String(), "topic"); got != "assets/9929ccaf" {
+			t.Errorf("topic = %q:\n%s", got, b.String())
 		}
 	}
 }

@@ -19,12 +19,14 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/finp2p/go-finp2p/api"
 	"github.com/finp2p/go-finp2p/discovery"
 	"github.com/finp2p/go-finp2p/governance"
 	"github.com/finp2p/go-finp2p/node"
+	"github.com/finp2p/go-finp2p/resource"
 )
 
 // The development network devnet builds.
@@ -148,6 +150,10 @@ type devnet struct {
 	steps     []stepResult
 	crlFile   string
 	startedAt time.Time
+
+	// asset is the public resource the resource step advertised; it stays
+	// advertised, for --keep.
+	asset string
 }
 
 func (d *devnet) nodes() []*devnode {
@@ -159,9 +165,9 @@ func runDevnet(ctx context.Context, args []string) error {
 		"Builds a FinP2P network on 127.0.0.1 from nothing and shows it working: a founding\n"+
 			"authority and genesis, a founding node, a governance organisation whose CA the founding\n"+
 			"authority certifies, N member organisations certified by that CA, every node started as\n"+
-			"its own 'finp2p run' process, membership checked through each node's API, then one member\n"+
-			"revoked and the revocation checked on every node. Ends with a report; exit status 0 means\n"+
-			"every step passed.")
+			"its own 'finp2p run' process, membership, discovery and resource advertisement checked\n"+
+			"through each node's API, then one member revoked and the revocation checked on every node.\n"+
+			"Ends with a report; exit status 0 means every step passed.")
 	var dir string
 	var members int
 	var keep bool
@@ -300,6 +306,9 @@ func (d *devnet) build(ctx context.Context) error {
 		return err
 	}
 	if err := d.step(ctx, "GET /v1/orgs lists every org", "", d.listOrgs); err != nil {
+		return err
+	}
+	if err := d.step(ctx, "resource advertisement", "", d.advertiseResources); err != nil {
 		return err
 	}
 	d.revoked = d.memberNs[len(d.memberNs)-1]
@@ -860,6 +869,107 @@ func advertises(res discovery.Resolution, n *devnode) bool {
 	return false
 }
 
+// advertiseResources has the first member advertise a public asset, which
+// another node finds through its API (GET /v1/resources/{id}, from the DHT),
+// then a restricted asset handed to one other org only: that org's node finds
+// it and a third node gets 404. With fewer than three members the governance
+// and founding orgs stand in for the missing ones.
+func (d *devnet) advertiseResources(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
+	defer cancel()
+	owner := d.memberNs[0]
+	others := append(slices.Clone(d.memberNs[1:]), d.governor, d.founding)
+	allowed, refused := others[0], others[1]
+
+	local := uuid.NewString()
+	public := owner.org + ":" + resource.TypeAsset + ":" + local
+	if _, err := d.advertise(ctx, owner, public, "assets/"+local, nil); err != nil {
+		return "", err
+	}
+	if _, err := d.find(ctx, allowed, public, owner); err != nil {
+		return "", err
+	}
+	d.asset = public
+
+	restricted := owner.org + ":" + resource.TypeAsset + ":" + uuid.NewString()
+	if _, err := d.advertise(ctx, owner, restricted, "", []string{allowed.org}); err != nil {
+		return "", err
+	}
+	if _, err := d.find(ctx, allowed, restricted, owner); err != nil {
+		return "", err
+	}
+	err := poll(ctx, refused.org+" to get 404 for the restricted asset", func() (bool, string, error) {
+		if exited, werr := refused.hasExited(); exited {
+			return false, "", &stepError{log: refused.logPath, err: fmt.Errorf("node %s exited (%v): %s", refused.org, describeExit(werr), lastLogLine(refused.logPath))}
+		}
+		info, err := refused.client.FindResource(ctx, restricted)
+		var p *api.Problem
+		switch {
+		case err == nil:
+			return false, "", fmt.Errorf("%s, outside the audience, found the restricted asset %s: %+v", refused.org, restricted, info)
+		case errors.As(err, &p) && p.Kind() == "resource-not-found":
+			return true, "", nil
+		}
+		return false, err.Error(), nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s public, found by %s in the DHT; %s restricted to %s, found by %s, 404 for %s",
+		shortResourceID(public), allowed.org, shortResourceID(restricted), allowed.org, allowed.org, refused.org), nil
+}
+
+// advertise has owner's node advertise id until it succeeds: the first try
+// may come before its DHT has peers or before it resolves the orgs in to.
+// A refusal of the request itself fails at once.
+func (d *devnet) advertise(ctx context.Context, owner *devnode, id, topic string, to []string) (node.ResourceInfo, error) {
+	var info node.ResourceInfo
+	err := poll(ctx, owner.org+" to advertise "+id, func() (bool, string, error) {
+		if exited, werr := owner.hasExited(); exited {
+			return false, "", &stepError{log: owner.logPath, err: fmt.Errorf("node %s exited (%v): %s", owner.org, describeExit(werr), lastLogLine(owner.logPath))}
+		}
+		var err error
+		info, err = owner.client.AdvertiseResource(ctx, id, topic, to)
+		var p *api.Problem
+		switch {
+		case err == nil:
+			return true, "", nil
+		case errors.As(err, &p) && p.Kind() != "advertise-failed":
+			return false, "", &stepError{log: owner.logPath, err: err}
+		}
+		return false, err.Error(), nil
+	})
+	return info, err
+}
+
+// find asks from's node for id until it answers with owner's advertisement.
+func (d *devnet) find(ctx context.Context, from *devnode, id string, owner *devnode) (node.ResourceInfo, error) {
+	var info node.ResourceInfo
+	err := poll(ctx, from.org+" to find "+id, func() (bool, string, error) {
+		if exited, werr := from.hasExited(); exited {
+			return false, "", &stepError{log: from.logPath, err: fmt.Errorf("node %s exited (%v): %s", from.org, describeExit(werr), lastLogLine(from.logPath))}
+		}
+		var err error
+		if info, err = from.client.FindResource(ctx, id); err != nil {
+			return false, err.Error(), nil
+		}
+		if info.Owner != owner.org || info.Peer != owner.peer.String() {
+			return false, fmt.Sprintf("found %+v", info), nil
+		}
+		return true, "", nil
+	})
+	return info, err
+}
+
+// shortResourceID shortens a devnet resource id for a step line: the org,
+// the type and the first 8 characters of the UUID.
+func shortResourceID(id string) string {
+	if i := strings.LastIndexByte(id, ':'); i >= 0 && len(id)-i > 9 {
+		return id[:i+9] + "…"
+	}
+	return id
+}
+
 func (d *devnet) revoke(context.Context) (string, error) {
 	d.crlFile = filepath.Join(d.dir, "revocation-"+d.revoked.org+".pem")
 	res, err := revokeCert(revokeOptions{
@@ -1015,6 +1125,9 @@ func (d *devnet) keepRunning(ctx context.Context) {
 		fmt.Fprintf(d.out, "      finp2p orgs --repo %s\n", example.repo)
 	}
 	fmt.Fprintf(d.out, "      finp2p resolve %s --repo %s\n", d.governor.org, example.repo)
+	if d.asset != "" {
+		fmt.Fprintf(d.out, "      finp2p find %s --repo %s\n", d.asset, example.repo)
+	}
 	fmt.Fprintf(d.out, "      curl -H \"Authorization: Bearer $(cat %s)\" %s/v1/status\n",
 		filepath.Join(example.repo, node.TokenFileName), example.client.Base)
 	<-ctx.Done()

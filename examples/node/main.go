@@ -1,8 +1,9 @@
 // Command finp2p runs and administers a FinP2P node: it creates a network's
 // founding authority and genesis file, initialises node repos, certifies
 // nodes and governance CAs, revokes certificates, runs a node with its HTTP
-// API, queries a running node, and starts a whole local development network
-// of real node processes with one command (`finp2p devnet`).
+// API, queries a running node, advertises, finds and withdraws resources
+// through it, and starts a whole local development network of real node
+// processes with one command (`finp2p devnet`).
 package main
 
 import (
@@ -45,6 +46,9 @@ func commands() []command {
 		{"status", "show a running node's identity, advertisement and connected members", runStatus},
 		{"orgs", "list the network's organisations and their nodes, by service, protocol or ledger", runOrgs},
 		{"resolve", "find an organisation's FinID, nodes and addresses through a running node", runResolve},
+		{"advertise", "have a running node advertise one of its org's resources, publicly or to some orgs", runAdvertise},
+		{"find", "find a resource's advertisement (owner, peer, topic) through a running node", runFind},
+		{"withdraw", "have a running node withdraw its advertisement of a resource", runWithdraw},
 		{"devnet", "start a local network of real node processes and show it working", runDevnet},
 	}
 }

@@ -314,6 +314,353 @@ func (x *GetResponse) GetError() string {
 	return ""
 }
 
+// ResourceUpdate is one update published on a resource's topic by a node of
+// the resource's owner org. seq counts the publishing node's updates of that
+// resource from 1 without gaps, so a subscriber can tell a lost update and
+// fetch it. When encrypted, data is AES-256-GCM under the topic key of
+// epoch, with the resource id, publisher and seq as additional data.
+type ResourceUpdate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Resource      string                 `protobuf:"bytes,1,opt,name=resource,proto3" json:"resource,omitempty"`
+	Seq           uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	Data          []byte                 `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	Encrypted     bool                   `protobuf:"varint,4,opt,name=encrypted,proto3" json:"encrypted,omitempty"`
+	Epoch         uint32                 `protobuf:"varint,5,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResourceUpdate) Reset() {
+	*x = ResourceUpdate{}
+	mi := &file_pb_resource_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResourceUpdate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResourceUpdate) ProtoMessage() {}
+
+func (x *ResourceUpdate) ProtoReflect() protoreflect.Message {
+	mi := &file_pb_resource_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResourceUpdate.ProtoReflect.Descriptor instead.
+func (*ResourceUpdate) Descriptor() ([]byte, []int) {
+	return file_pb_resource_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ResourceUpdate) GetResource() string {
+	if x != nil {
+		return x.Resource
+	}
+	return ""
+}
+
+func (x *ResourceUpdate) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *ResourceUpdate) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *ResourceUpdate) GetEncrypted() bool {
+	if x != nil {
+		return x.Encrypted
+	}
+	return false
+}
+
+func (x *ResourceUpdate) GetEpoch() uint32 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+// UpdatesRequest asks the publishing node for its updates of a resource
+// with from <= seq <= to, on /finp2p/resource/updates/1.0.0. from = 0 asks
+// only for the head (the last seq published).
+type UpdatesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Resource      string                 `protobuf:"bytes,1,opt,name=resource,proto3" json:"resource,omitempty"`
+	From          uint64                 `protobuf:"varint,2,opt,name=from,proto3" json:"from,omitempty"`
+	To            uint64                 `protobuf:"varint,3,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdatesRequest) Reset() {
+	*x = UpdatesRequest{}
+	mi := &file_pb_resource_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdatesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdatesRequest) ProtoMessage() {}
+
+func (x *UpdatesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pb_resource_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdatesRequest.ProtoReflect.Descriptor instead.
+func (*UpdatesRequest) Descriptor() ([]byte, []int) {
+	return file_pb_resource_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *UpdatesRequest) GetResource() string {
+	if x != nil {
+		return x.Resource
+	}
+	return ""
+}
+
+func (x *UpdatesRequest) GetFrom() uint64 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *UpdatesRequest) GetTo() uint64 {
+	if x != nil {
+		return x.To
+	}
+	return 0
+}
+
+// UpdatesResponse carries the updates asked for, as published, and the
+// publisher's head; or code ("denied", "rate-limited", "not-found",
+// "bad-request") and error.
+type UpdatesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Updates       []*ResourceUpdate      `protobuf:"bytes,1,rep,name=updates,proto3" json:"updates,omitempty"`
+	Head          uint64                 `protobuf:"varint,2,opt,name=head,proto3" json:"head,omitempty"`
+	Code          string                 `protobuf:"bytes,3,opt,name=code,proto3" json:"code,omitempty"`
+	Error         string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdatesResponse) Reset() {
+	*x = UpdatesResponse{}
+	mi := &file_pb_resource_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdatesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdatesResponse) ProtoMessage() {}
+
+func (x *UpdatesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pb_resource_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdatesResponse.ProtoReflect.Descriptor instead.
+func (*UpdatesResponse) Descriptor() ([]byte, []int) {
+	return file_pb_resource_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *UpdatesResponse) GetUpdates() []*ResourceUpdate {
+	if x != nil {
+		return x.Updates
+	}
+	return nil
+}
+
+func (x *UpdatesResponse) GetHead() uint64 {
+	if x != nil {
+		return x.Head
+	}
+	return 0
+}
+
+func (x *UpdatesResponse) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *UpdatesResponse) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+// TopicKeyRequest asks a resource's owner for the key of a restricted
+// topic, on /finp2p/resource/topic-key/1.0.0. recipient is an X25519 public
+// key the owner seals the topic key to with HPKE.
+type TopicKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Resource      string                 `protobuf:"bytes,1,opt,name=resource,proto3" json:"resource,omitempty"`
+	Epoch         uint32                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Recipient     []byte                 `protobuf:"bytes,3,opt,name=recipient,proto3" json:"recipient,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopicKeyRequest) Reset() {
+	*x = TopicKeyRequest{}
+	mi := &file_pb_resource_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopicKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopicKeyRequest) ProtoMessage() {}
+
+func (x *TopicKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pb_resource_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopicKeyRequest.ProtoReflect.Descriptor instead.
+func (*TopicKeyRequest) Descriptor() ([]byte, []int) {
+	return file_pb_resource_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *TopicKeyRequest) GetResource() string {
+	if x != nil {
+		return x.Resource
+	}
+	return ""
+}
+
+func (x *TopicKeyRequest) GetEpoch() uint32 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *TopicKeyRequest) GetRecipient() []byte {
+	if x != nil {
+		return x.Recipient
+	}
+	return nil
+}
+
+// TopicKeyResponse carries the HPKE-sealed topic key of epoch, or why not.
+type TopicKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Epoch         uint32                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	SealedKey     []byte                 `protobuf:"bytes,2,opt,name=sealed_key,json=sealedKey,proto3" json:"sealed_key,omitempty"`
+	Code          string                 `protobuf:"bytes,3,opt,name=code,proto3" json:"code,omitempty"`
+	Error         string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopicKeyResponse) Reset() {
+	*x = TopicKeyResponse{}
+	mi := &file_pb_resource_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopicKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopicKeyResponse) ProtoMessage() {}
+
+func (x *TopicKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pb_resource_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopicKeyResponse.ProtoReflect.Descriptor instead.
+func (*TopicKeyResponse) Descriptor() ([]byte, []int) {
+	return file_pb_resource_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *TopicKeyResponse) GetEpoch() uint32 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *TopicKeyResponse) GetSealedKey() []byte {
+	if x != nil {
+		return x.SealedKey
+	}
+	return nil
+}
+
+func (x *TopicKeyResponse) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *TopicKeyResponse) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 var File_pb_resource_proto protoreflect.FileDescriptor
 
 const file_pb_resource_proto_rawDesc = "" +
@@ -333,7 +680,32 @@ const file_pb_resource_proto_rawDesc = "" +
 	"\vGetResponse\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\tR\x04code\x12\x14\n" +
-	"\x05error\x18\x03 \x01(\tR\x05errorB*Z(github.com/finp2p/go-finp2p/protocols/pbb\x06proto3"
+	"\x05error\x18\x03 \x01(\tR\x05error\"\x86\x01\n" +
+	"\x0eResourceUpdate\x12\x1a\n" +
+	"\bresource\x18\x01 \x01(\tR\bresource\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x12\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\x12\x1c\n" +
+	"\tencrypted\x18\x04 \x01(\bR\tencrypted\x12\x14\n" +
+	"\x05epoch\x18\x05 \x01(\rR\x05epoch\"P\n" +
+	"\x0eUpdatesRequest\x12\x1a\n" +
+	"\bresource\x18\x01 \x01(\tR\bresource\x12\x12\n" +
+	"\x04from\x18\x02 \x01(\x04R\x04from\x12\x0e\n" +
+	"\x02to\x18\x03 \x01(\x04R\x02to\"\x8d\x01\n" +
+	"\x0fUpdatesResponse\x12<\n" +
+	"\aupdates\x18\x01 \x03(\v2\".finp2p.resource.v1.ResourceUpdateR\aupdates\x12\x12\n" +
+	"\x04head\x18\x02 \x01(\x04R\x04head\x12\x12\n" +
+	"\x04code\x18\x03 \x01(\tR\x04code\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\"a\n" +
+	"\x0fTopicKeyRequest\x12\x1a\n" +
+	"\bresource\x18\x01 \x01(\tR\bresource\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\rR\x05epoch\x12\x1c\n" +
+	"\trecipient\x18\x03 \x01(\fR\trecipient\"q\n" +
+	"\x10TopicKeyResponse\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\rR\x05epoch\x12\x1d\n" +
+	"\n" +
+	"sealed_key\x18\x02 \x01(\fR\tsealedKey\x12\x12\n" +
+	"\x04code\x18\x03 \x01(\tR\x04code\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05errorB*Z(github.com/finp2p/go-finp2p/protocols/pbb\x06proto3"
 
 var (
 	file_pb_resource_proto_rawDescOnce sync.Once
@@ -347,7 +719,7 @@ func file_pb_resource_proto_rawDescGZIP() []byte {
 	return file_pb_resource_proto_rawDescData
 }
 
-var file_pb_resource_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_pb_resource_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_pb_resource_proto_goTypes = []any{
 	(*ResourceAdvertRequest)(nil),  // 0: finp2p.resource.v1.ResourceAdvertRequest
 	(*ResourceAdvertResponse)(nil), // 1: finp2p.resource.v1.ResourceAdvertResponse
@@ -355,13 +727,19 @@ var file_pb_resource_proto_goTypes = []any{
 	(*ACLUpdateResponse)(nil),      // 3: finp2p.resource.v1.ACLUpdateResponse
 	(*GetRequest)(nil),             // 4: finp2p.resource.v1.GetRequest
 	(*GetResponse)(nil),            // 5: finp2p.resource.v1.GetResponse
+	(*ResourceUpdate)(nil),         // 6: finp2p.resource.v1.ResourceUpdate
+	(*UpdatesRequest)(nil),         // 7: finp2p.resource.v1.UpdatesRequest
+	(*UpdatesResponse)(nil),        // 8: finp2p.resource.v1.UpdatesResponse
+	(*TopicKeyRequest)(nil),        // 9: finp2p.resource.v1.TopicKeyRequest
+	(*TopicKeyResponse)(nil),       // 10: finp2p.resource.v1.TopicKeyResponse
 }
 var file_pb_resource_proto_depIdxs = []int32{
-	0, // [0:0] is the sub-list for method output_type
-	0, // [0:0] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	6, // 0: finp2p.resource.v1.UpdatesResponse.updates:type_name -> finp2p.resource.v1.ResourceUpdate
+	1, // [1:1] is the sub-list for method output_type
+	1, // [1:1] is the sub-list for method input_type
+	1, // [1:1] is the sub-list for extension type_name
+	1, // [1:1] is the sub-list for extension extendee
+	0, // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_pb_resource_proto_init() }
@@ -375,7 +753,7 @@ func file_pb_resource_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pb_resource_proto_rawDesc), len(file_pb_resource_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
