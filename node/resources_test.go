@@ -48,6 +48,22 @@ func TestResourceAdvertisements(t *testing.T) {
 	if _, err := c.FindResource(ctx, restricted); !errors.Is(err, resource.ErrResourceNotFound) {
 		t.Fatalf("member-3 looking for the restricted asset: %v, want ErrResourceNotFound", err)
 	}
+	// Nor can member-3 fetch it: with no ACL, only a public resource is
+	// readable.
+	if err := b.SetResourceState(ctx, restricted, []byte("terms")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GetResource(ctx, restricted); !errors.Is(err, resource.ErrAccessDenied) {
+		t.Fatalf("member-3 fetching the restricted asset: %v, want ErrAccessDenied", err)
+	}
+	// Bad input changes nothing: an update over the limit, state over the
+	// limit.
+	if _, err := b.Publish(ctx, restricted, make([]byte, node.MaxUpdateSize+1)); !errors.Is(err, resource.ErrTooLarge) {
+		t.Fatalf("oversized update: %v", err)
+	}
+	if err := b.SetResourceState(ctx, restricted, make([]byte, node.MaxResourceState+1)); !errors.Is(err, resource.ErrTooLarge) {
+		t.Fatalf("oversized state: %v", err)
+	}
 
 	// Nobody advertises another org's resource.
 	if _, err := c.Advertise(ctx, public, node.AdvertiseOptions{}); !errors.Is(err, resource.ErrNotOwner) {
