@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,6 +54,11 @@ type Server struct {
 	log *slog.Logger
 	srv *http.Server
 	ln  net.Listener
+
+	// stopping is closed by Close, which ends the event streams: Shutdown
+	// waits for requests in flight and would wait for them forever.
+	stopping chan struct{}
+	stopOnce sync.Once
 }
 
 // New checks cfg and returns a server that is not listening yet.
@@ -72,7 +78,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "api")}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "api"), stopping: make(chan struct{})}
 	s.srv = &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -91,6 +97,12 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/resources", s.advertise)
 	mux.HandleFunc("GET /v1/resources/{id}", s.findResource)
 	mux.HandleFunc("DELETE /v1/resources/{id}", s.withdraw)
+	mux.HandleFunc("PUT /v1/resources/{id}/acl", s.setACL)
+	mux.HandleFunc("GET /v1/resources/{id}/acl", s.getACL)
+	mux.HandleFunc("PUT /v1/resources/{id}/state", s.putState)
+	mux.HandleFunc("GET /v1/resources/{id}/state", s.getState)
+	mux.HandleFunc("POST /v1/resources/{id}/updates", s.publish)
+	mux.HandleFunc("GET /v1/resources/{id}/updates", s.subscribe)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
 	return s.authenticate(resourceIDSegment(mux))
 }
@@ -119,8 +131,10 @@ func (s *Server) Addr() string {
 	return s.ln.Addr().String()
 }
 
-// Close stops accepting requests and waits for those in flight, within ctx.
+// Close ends the update streams, stops accepting requests and waits for
+// those in flight, within ctx.
 func (s *Server) Close(ctx context.Context) error {
+	s.stopOnce.Do(func() { close(s.stopping) })
 	if err := s.srv.Shutdown(ctx); err != nil {
 		return fmt.Errorf("api: shut down: %w", err)
 	}

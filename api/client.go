@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/finp2p/go-finp2p/discovery"
@@ -89,42 +91,206 @@ func (c *Client) WithdrawResource(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, resourcesPath+url.PathEscape(id), nil, nil)
 }
 
+// SetACL calls PUT /v1/resources/{id}/acl: the node replaces the ACL of one
+// of its org's resources and hands it to the orgs it concerns. The answer is
+// the ACL as stored, with a Warning when some org could not be reached (the
+// ACL is in force anyway). A refusal is a *Problem, such as "not-owner" or
+// "bad-acl".
+func (c *Client) SetACL(ctx context.Context, id string, req ACLRequest) (ACLResponse, error) {
+	var acl ACLResponse
+	err := c.do(ctx, http.MethodPut, resourcesPath+url.PathEscape(id)+"/acl", req, &acl)
+	return acl, err
+}
+
+// GetACL calls GET /v1/resources/{id}/acl: the ACL the node holds, its own
+// org's or one an owner handed to it; else a *Problem of kind
+// "acl-not-found".
+func (c *Client) GetACL(ctx context.Context, id string) (ACLResponse, error) {
+	var acl ACLResponse
+	err := c.do(ctx, http.MethodGet, resourcesPath+url.PathEscape(id)+"/acl", nil, &acl)
+	return acl, err
+}
+
+// PutState calls PUT /v1/resources/{id}/state: the node serves data as the
+// state of one of its org's resources to the orgs its ACL lets read.
+func (c *Client) PutState(ctx context.Context, id string, data []byte) error {
+	_, err := c.send(ctx, http.MethodPut, resourcesPath+url.PathEscape(id)+"/state", "application/octet-stream", data)
+	return err
+}
+
+// GetState calls GET /v1/resources/{id}/state: the node fetches the
+// resource's state from its owner. A refusal is a *Problem of kind
+// "access-denied", "rate-limited" or "resource-not-found".
+func (c *Client) GetState(ctx context.Context, id string) ([]byte, error) {
+	return c.send(ctx, http.MethodGet, resourcesPath+url.PathEscape(id)+"/state", "", nil)
+}
+
+// PublishUpdate calls POST /v1/resources/{id}/updates: the node publishes
+// data on the resource's topic and answers with its sequence number.
+func (c *Client) PublishUpdate(ctx context.Context, id string, data []byte) (PublishResponse, error) {
+	var resp PublishResponse
+	path := resourcesPath + url.PathEscape(id) + "/updates"
+	body, err := c.send(ctx, http.MethodPost, path, "application/octet-stream", data)
+	if err == nil {
+		if err = json.Unmarshal(body, &resp); err != nil {
+			err = fmt.Errorf("%s %s: decode response: %w", http.MethodPost, path, err)
+		}
+	}
+	return resp, err
+}
+
+// Subscribe calls GET /v1/resources/{id}/updates and returns once the
+// subscription is live: every update published from then on comes on the
+// channel, which is closed when ctx ends or the stream does (the node
+// stopped). A refusal is a *Problem, such as "access-denied". The stream is
+// not bound by the HTTP client's Timeout.
+func (c *Client) Subscribe(ctx context.Context, id string) (<-chan node.Update, error) {
+	path := resourcesPath + url.PathEscape(id) + "/updates"
+	fail := func(err error) error { return fmt.Errorf("%s %s: %w", http.MethodGet, path, err) }
+	hc := &http.Client{}
+	if c.HTTP != nil {
+		copied := *c.HTTP
+		hc = &copied
+		hc.Timeout = 0
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Base+path, nil)
+	if err != nil {
+		cancel()
+		return nil, fail(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := hc.Do(req)
+	if err != nil {
+		cancel()
+		return nil, fail(err)
+	}
+	if resp.StatusCode >= 300 {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		cancel()
+		return nil, fail(problemOf(resp, data))
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
+		resp.Body.Close()
+		cancel()
+		return nil, fail(fmt.Errorf("answer is %s, not an event stream", ct))
+	}
+	events := newEventReader(resp.Body)
+	// The stream's first comment says the subscription is live.
+	if ev, err := events.next(); err != nil || ev.comment != "subscribed" {
+		resp.Body.Close()
+		cancel()
+		if err == nil {
+			err = fmt.Errorf("stream starts with %+v, not the subscribed comment", ev)
+		}
+		return nil, fail(err)
+	}
+	ch := make(chan node.Update, 64)
+	go func() {
+		defer close(ch)
+		defer cancel()
+		defer resp.Body.Close()
+		for {
+			ev, err := events.next()
+			if err != nil {
+				return
+			}
+			if ev.event != "update" {
+				continue
+			}
+			var u node.Update
+			if err := json.Unmarshal([]byte(ev.data), &u); err != nil {
+				return
+			}
+			select {
+			case ch <- u:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return ch, nil
+}
+
+// event is one server-sent event, or a comment line.
+type event struct {
+	id, event, data string
+	comment         string
+}
+
+// eventReader reads a text/event-stream: events separated by blank lines,
+// each of "field: value" lines; a line starting with ':' is a comment.
+type eventReader struct {
+	sc *bufio.Scanner
+}
+
+// maxEventLine bounds one line of an event stream: an update's data, base64
+// in JSON, fits with room to spare.
+const maxEventLine = 2 * node.MaxUpdateSize
+
+func newEventReader(r io.Reader) *eventReader {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), maxEventLine)
+	return &eventReader{sc: sc}
+}
+
+// next returns the next event, or a comment on its own; io.EOF at the end
+// of the stream.
+func (e *eventReader) next() (event, error) {
+	var ev event
+	var data []string
+	seen := false
+	for e.sc.Scan() {
+		line := e.sc.Text()
+		if line == "" {
+			if !seen {
+				continue
+			}
+			ev.data = strings.Join(data, "\n")
+			if ev.event == "" {
+				ev.event = "message"
+			}
+			return ev, nil
+		}
+		if c, ok := strings.CutPrefix(line, ":"); ok {
+			if !seen {
+				return event{comment: strings.TrimPrefix(c, " ")}, nil
+			}
+			continue
+		}
+		field, value, _ := strings.Cut(line, ":")
+		value = strings.TrimPrefix(value, " ")
+		seen = true
+		switch field {
+		case "id":
+			ev.id = value
+		case "event":
+			ev.event = value
+		case "data":
+			data = append(data, value)
+		}
+	}
+	if err := e.sc.Err(); err != nil {
+		return event{}, err
+	}
+	return event{}, io.EOF
+}
+
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
+	var body []byte
+	contentType := ""
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return fmt.Errorf("%s %s: encode request: %w", method, path, err)
 		}
-		body = bytes.NewReader(b)
+		body, contentType = b, "application/json"
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, body)
+	data, err := c.send(ctx, method, path, contentType, body)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	req.Header.Set("Authorization", "Bearer "+c.Token)
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = &http.Client{Timeout: 30 * time.Second}
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return fmt.Errorf("%s %s: read response: %w", method, path, err)
-	}
-	if resp.StatusCode >= 300 {
-		p := &Problem{}
-		if json.Unmarshal(data, p) != nil || p.Status == 0 {
-			return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(data))
-		}
-		return fmt.Errorf("%s %s: %w", method, path, p)
+		return err
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
@@ -132,4 +298,49 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		}
 	}
 	return nil
+}
+
+// send makes one request with body of contentType (none if empty) and
+// returns the response body; an error status is a *Problem when the node
+// sent one.
+func (c *Client) send(ctx context.Context, method, path, contentType string, body []byte) ([]byte, error) {
+	var r io.Reader
+	if contentType != "" {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, r)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = &http.Client{Timeout: 30 * time.Second}
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: read response: %w", method, path, err)
+	}
+	if resp.StatusCode >= 300 {
+		return nil, fmt.Errorf("%s %s: %w", method, path, problemOf(resp, data))
+	}
+	return data, nil
+}
+
+// problemOf is the error of a response with an error status: its problem,
+// or the status and body when it is not one.
+func problemOf(resp *http.Response, data []byte) error {
+	p := &Problem{}
+	if json.Unmarshal(data, p) != nil || p.Status == 0 {
+		return fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(data))
+	}
+	return p
 }

@@ -133,18 +133,31 @@ func pathResourceID(w http.ResponseWriter, r *http.Request) (resource.ID, bool) 
 	return id, true
 }
 
+// resourceSubpaths are the parts of a resource that have their own
+// endpoints, /v1/resources/{id}/acl and so on.
+var resourceSubpaths = []string{"acl", "state", "updates"}
+
 // resourceIDSegment lets the URI form of a resource id be written unescaped
 // in the path, as in GET /v1/resources/finp2p://bank-x/102/abc: the mux would
 // otherwise split it at its slashes and redirect to a path without the "//".
 // Everything after /v1/resources/ becomes one path segment, so ParseID sees
-// it whole and reports what is wrong with it.
+// it whole and reports what is wrong with it, except a last segment naming a
+// part of the resource (/acl, /state, /updates) after a valid id. An id's
+// parts hold no slash, so finp2p://bank-x/102/acl is resource "acl", not the
+// ACL of an id missing its last part.
 func resourceIDSegment(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rest, ok := strings.CutPrefix(r.URL.Path, resourcesPath)
 		if ok && strings.Contains(rest, "/") {
+			id, sub := rest, ""
+			if i := strings.LastIndexByte(rest, '/'); slices.Contains(resourceSubpaths, rest[i+1:]) {
+				if _, err := resource.ParseID(rest[:i]); err == nil {
+					id, sub = rest[:i], rest[i:]
+				}
+			}
 			r = r.Clone(r.Context())
-			r.URL.Path = resourcesPath + rest
-			r.URL.RawPath = resourcesPath + url.PathEscape(rest)
+			r.URL.Path = resourcesPath + id + sub
+			r.URL.RawPath = resourcesPath + url.PathEscape(id) + sub
 		}
 		next.ServeHTTP(w, r)
 	})

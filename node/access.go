@@ -223,9 +223,6 @@ func (n *Node) SetACL(ctx context.Context, acl resource.ACL) error {
 	if err != nil {
 		return err
 	}
-	if _, err := n.acc.acls.Put(ctx, sealed); err != nil {
-		return fmt.Errorf("set ACL of %s: %w", acl.Resource, err)
-	}
 	concerned := maps.Clone(acl.Grants)
 	lost := false
 	if had {
@@ -238,10 +235,14 @@ func (n *Node) SetACL(ctx context.Context, acl resource.ACL) error {
 		lost = lost || (old.Public && !acl.Public)
 	}
 	if lost {
-		// New updates get a key the orgs that lost access never receive.
+		// Before the list is in force: new updates get a key the orgs that
+		// lost access never receive.
 		if err := n.upd.rotate(ctx, acl.Resource); err != nil {
 			return fmt.Errorf("set ACL of %s: rotate topic key: %w", acl.Resource, err)
 		}
+	}
+	if _, err := n.acc.acls.Put(ctx, sealed); err != nil {
+		return fmt.Errorf("set ACL of %s: %w", acl.Resource, err)
 	}
 	var failed []string
 	for _, org := range slices.Sorted(maps.Keys(concerned)) {
@@ -278,6 +279,16 @@ func (n *Node) ACL(id resource.ID) (resource.ACL, bool) {
 func (n *Node) GetResource(ctx context.Context, id resource.ID) ([]byte, error) {
 	if n.acc == nil {
 		return nil, errors.New("get resource: the node is not started")
+	}
+	if id.Org() == n.self.OrgID {
+		data, code, err := n.acc.get(n.self.OrgID, id.String())
+		if code == "not-found" {
+			return nil, fmt.Errorf("get %s: %w: %v", id, resource.ErrResourceNotFound, err)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("get %s: %w", id, err)
+		}
+		return data, nil
 	}
 	if allowed, known := n.acc.acls.Allows(id, n.self.OrgID, resource.RightRead); known && !allowed {
 		return nil, fmt.Errorf("get %s: %w: the ACL this node holds gives org %s no read right; not sent", id, resource.ErrAccessDenied, n.self.OrgID)

@@ -22,6 +22,7 @@ import (
 	gossip "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/finp2p/go-finp2p/protocols"
@@ -33,8 +34,17 @@ import (
 // MaxUpdateSize bounds one resource update's data.
 const MaxUpdateSize = 256 << 10
 
-// maxUpdatesPerFetch bounds the updates one gap-fill answer carries.
-const maxUpdatesPerFetch = 1024
+// Subscription tunables.
+const (
+	// maxUpdatesPerFetch bounds the updates one gap-fill answer carries.
+	maxUpdatesPerFetch = 1024
+	// subscriptionBuffer is how many updates a subscription may hold
+	// unread before it is ended.
+	subscriptionBuffer = 4096
+	// catchUpInterval is how often a subscriber compares what it received
+	// with each publisher's head.
+	catchUpInterval = 2 * time.Second
+)
 
 // The HPKE suite topic keys are sealed with.
 var (
@@ -334,10 +344,25 @@ func (u *updates) deliver(t *updateTopic, publisher peer.ID, upd *pb.ResourceUpd
 	subs := slices.Collect(maps.Keys(t.subs))
 	t.mu.Unlock()
 	for _, ch := range subs {
-		func() {
-			defer func() { _ = recover() }() // a subscription closed meanwhile
-			ch <- out
-		}()
+		u.send(t, ch, out)
+	}
+}
+
+// send hands out to one subscription. A subscriber that has let
+// subscriptionBuffer updates pile up loses its subscription (the channel
+// closes) rather than stall every other subscriber of the topic.
+func (u *updates) send(t *updateTopic, ch chan Update, out Update) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.subs[ch]; !ok {
+		return // ended meanwhile
+	}
+	select {
+	case ch <- out:
+	default:
+		delete(t.subs, ch)
+		close(ch)
+		u.n.log.Warn("subscription ended: its reader fell behind", "resource", t.id, "buffered", subscriptionBuffer)
 	}
 }
 
@@ -357,10 +382,13 @@ func (n *Node) Subscribe(ctx context.Context, id resource.ID) (<-chan Update, er
 		return nil, fmt.Errorf("subscribe to %s: %w", id, err)
 	}
 	n.upd.baseline(ctx, t)
-	ch := make(chan Update, 256)
+	ch := make(chan Update, subscriptionBuffer)
 	t.mu.Lock()
 	t.subs[ch] = struct{}{}
 	t.mu.Unlock()
+	if id.Org() != n.self.OrgID {
+		go n.upd.catchUp(ctx, t)
+	}
 	go func() {
 		<-ctx.Done()
 		t.mu.Lock()
@@ -384,18 +412,67 @@ func (u *updates) baseline(ctx context.Context, t *updateTopic) {
 		return
 	}
 	for _, nd := range res.Nodes {
-		var reply pb.UpdatesResponse
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := u.n.request(cctx, nd.Peer, protocols.ResourceUpdates, &pb.UpdatesRequest{Resource: t.id.String()}, &reply, 64<<10)
-		cancel()
-		if err != nil || reply.Code != "" {
+		head, ok := u.head(ctx, t, nd.Peer, nd.Addrs)
+		if !ok {
 			continue
 		}
 		t.mu.Lock()
 		if _, known := t.last[nd.Peer]; !known {
-			t.last[nd.Peer] = reply.Head
+			t.last[nd.Peer] = head
 		}
 		t.mu.Unlock()
+	}
+}
+
+// head asks a publisher for its last sequence number of t's resource.
+func (u *updates) head(ctx context.Context, t *updateTopic, p peer.ID, addrs []string) (uint64, bool) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ai := peer.AddrInfo{ID: p}
+	for _, s := range addrs {
+		if a, err := ma.NewMultiaddr(s); err == nil {
+			ai.Addrs = append(ai.Addrs, a)
+		}
+	}
+	if _, err := u.n.Connect(ctx, ai); err != nil {
+		return 0, false
+	}
+	var reply pb.UpdatesResponse
+	if err := u.n.request(ctx, p, protocols.ResourceUpdates, &pb.UpdatesRequest{Resource: t.id.String()}, &reply, 64<<10); err != nil || reply.Code != "" {
+		return 0, false
+	}
+	return reply.Head, true
+}
+
+// catchUp runs while a topic has subscribers: every catchUpInterval it
+// asks each known publisher for its head and fetches what gossip did not
+// bring, so even the last updates of a burst are never missed.
+func (u *updates) catchUp(ctx context.Context, t *updateTopic) {
+	tick := time.NewTicker(catchUpInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		t.mu.Lock()
+		publishers := maps.Clone(t.last)
+		t.mu.Unlock()
+		delete(publishers, u.n.host.ID())
+		for p, last := range publishers {
+			head, ok := u.head(ctx, t, p, nil)
+			if !ok || head <= last {
+				continue
+			}
+			t.mu.Lock()
+			fill := !t.filling[p]
+			t.filling[p] = true
+			t.mu.Unlock()
+			if fill {
+				u.fill(t, p, last+1, head)
+			}
+		}
 	}
 }
 
@@ -427,7 +504,7 @@ func (n *Node) Publish(ctx context.Context, id resource.ID, data []byte) (uint64
 	}
 	seq++
 	upd := &pb.ResourceUpdate{Resource: id.String(), Seq: seq, Data: data}
-	if sa, ok := n.res.store.Get(id); ok && sa.Ad.Restricted {
+	if n.upd.private(id) {
 		keys, err := u.ownKeys(ctx, id)
 		if err != nil {
 			u.mu.Unlock()
@@ -458,11 +535,31 @@ func (n *Node) Publish(ctx context.Context, id resource.ID, data []byte) (uint64
 	}
 	u.seqs[id] = seq
 	u.mu.Unlock()
+	// This node's own subscribers get it directly: gossipsub does not hand
+	// a node its own messages.
+	t.dmu.Lock()
+	t.mu.Lock()
+	if _, known := t.last[n.host.ID()]; !known {
+		t.last[n.host.ID()] = seq - 1
+	}
+	t.mu.Unlock()
+	t.dmu.Unlock()
+	u.deliverFrom(t, n.host.ID(), upd)
 	if err := t.topic.Publish(ctx, encoded); err != nil {
 		// Stored: subscribers that notice the gap fetch it.
 		return seq, fmt.Errorf("publish on %s: update %d stored but not sent: %w", id, seq, err)
 	}
 	return seq, nil
+}
+
+// private reports whether id's updates must be encrypted: unless its ACL
+// is public, or, with no ACL, it is advertised publicly.
+func (u *updates) private(id resource.ID) bool {
+	if acl, ok := u.n.acc.acls.Get(id); ok {
+		return !acl.Public
+	}
+	sa, ok := u.n.res.store.Get(id)
+	return !ok || sa.Ad.Restricted || sa.Ad.Withdrawn
 }
 
 // ownKeys returns the owner's topic keys of id, creating the first. u.mu held.

@@ -26,6 +26,7 @@ import (
 	"github.com/finp2p/go-finp2p/discovery"
 	"github.com/finp2p/go-finp2p/governance"
 	"github.com/finp2p/go-finp2p/node"
+	"github.com/finp2p/go-finp2p/resource"
 )
 
 // finp2pBin is the binary TestMain builds; every test drives it as a user would.
@@ -87,9 +88,16 @@ func (r result) String() string {
 // finp2p runs the binary to completion.
 func finp2p(t *testing.T, args ...string) result {
 	t.Helper()
+	return finp2pStdin(t, "", args...)
+}
+
+// finp2pStdin runs the binary to completion with stdin as its standard input.
+func finp2pStdin(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, finp2pBin, args...)
+	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -524,6 +532,91 @@ func pemBlocks(t *testing.T, path string) []string {
 	return types
 }
 
+// subscriber is a `finp2p subscribe` process running in the background.
+type subscriber struct {
+	args   []string
+	cmd    *exec.Cmd
+	stdout bytes.Buffer  // read only once done is closed
+	live   chan struct{} // closed at the "subscribed" line on stderr
+	done   chan struct{} // closed once the process exited
+
+	mu     sync.Mutex
+	stderr []string
+	err    error
+}
+
+// startSubscriber runs finp2p with args and waits until it says on stderr
+// that the subscription is live.
+func startSubscriber(t *testing.T, args ...string) *subscriber {
+	t.Helper()
+	s := &subscriber{args: args, live: make(chan struct{}), done: make(chan struct{})}
+	s.cmd = exec.Command(finp2pBin, args...)
+	s.cmd.Stdout = &s.stdout
+	stderr, err := s.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatalf("start finp2p %s: %v", strings.Join(args, " "), err)
+	}
+	go func() {
+		defer close(s.done)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			s.mu.Lock()
+			s.stderr = append(s.stderr, sc.Text())
+			s.mu.Unlock()
+			if strings.HasPrefix(sc.Text(), "subscribed to ") {
+				close(s.live)
+			}
+		}
+		err := s.cmd.Wait()
+		s.mu.Lock()
+		s.err = err
+		s.mu.Unlock()
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-s.done:
+		default:
+			_ = s.cmd.Process.Kill()
+			<-s.done
+		}
+	})
+	timer := time.NewTimer(networkTimeout)
+	defer timer.Stop()
+	select {
+	case <-s.live:
+	case <-s.done:
+		t.Fatalf("finp2p %s exited before subscribing: %v; stderr %q", strings.Join(args, " "), s.err, s.stderr)
+	case <-timer.C:
+		t.Fatalf("finp2p %s did not subscribe within %s; stderr %q", strings.Join(args, " "), networkTimeout, s.stderrLines())
+	}
+	return s
+}
+
+func (s *subscriber) stderrLines() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.stderr)
+}
+
+// wait waits for the process to exit 0 and returns its stdout lines.
+func (s *subscriber) wait(t *testing.T) []string {
+	t.Helper()
+	timer := time.NewTimer(networkTimeout)
+	defer timer.Stop()
+	select {
+	case <-s.done:
+	case <-timer.C:
+		t.Fatalf("finp2p %s did not exit within %s; stderr %q", strings.Join(s.args, " "), networkTimeout, s.stderrLines())
+	}
+	if s.err != nil {
+		t.Fatalf("finp2p %s: %v; stdout %q; stderr %q", strings.Join(s.args, " "), s.err, s.stdout.String(), s.stderr)
+	}
+	return strings.Split(strings.TrimSuffix(s.stdout.String(), "\n"), "\n")
+}
+
 // TestCLINetwork walks through making a network by hand, as the README
 // describes: genesis, init, certify, ca install, run, status, revoke and
 // publish-crl, then a clean stop.
@@ -833,6 +926,97 @@ func TestCLINetwork(t *testing.T) {
 		}
 	})
 
+	// ACLs, state and updates: bank-a lets bank-b read and subscribe to an
+	// asset; bank-b gets its state and follows its updates, the founding
+	// node (granted nothing) is refused, and only bank-a writes.
+	t.Run("acl, state and updates", func(t *testing.T) {
+		asset := "bank-a:102:" + uuid.NewString()
+		var out string
+		waitFor(t, networkTimeout, "bank-a to hand the ACL of "+asset+" to bank-b", func() (bool, string) {
+			r := finp2p(t, "acl", asset, "--repo", bankA.repo, "--api", nodeA.api, "--grant", "bank-b=subscribe,read")
+			out = r.stdout
+			return r.code == 0 && r.stderr == "", r.String()
+		})
+		for name, want := range map[string]string{"resource": asset, "owner": "bank-a", "public": "no", "grants": "bank-b=read,subscribe"} {
+			if got := field(t, out, name); got != want {
+				t.Errorf("acl printed %s %q, want %q:\n%s", name, got, want, out)
+			}
+		}
+		shown := mustFinp2p(t, "acl", asset, "--show", "--repo", bankB.repo, "--api", nodeB.api)
+		if field(t, shown, "version") != field(t, out, "version") || field(t, shown, "grants") != "bank-b=read,subscribe" {
+			t.Errorf("bank-b holds the ACL\n%s\nwant the one bank-a set:\n%s", shown, out)
+		}
+		r := finp2p(t, "acl", asset, "--show", "--repo", tn.founder.repo, "--api", founder.api)
+		if r.code != 1 || !strings.Contains(r.stderr, "holds no ACL") {
+			t.Errorf("the founder, not concerned, showing the ACL: %s\nwant exit 1 saying it holds none", r)
+		}
+
+		dir := t.TempDir()
+		state := `{"nav": "101.5"}` + "\n"
+		stateFile := filepath.Join(dir, "state.json")
+		if err := os.WriteFile(stateFile, []byte(state), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out = mustFinp2p(t, "put-state", asset, stateFile, "--repo", bankA.repo, "--api", nodeA.api)
+		if got, want := field(t, out, "state"), fmt.Sprintf("%d bytes stored", len(state)); got != want {
+			t.Errorf("put-state printed state %q, want %q", got, want)
+		}
+		if got := mustFinp2p(t, "get", asset, "--repo", bankB.repo, "--api", nodeB.api); got != state {
+			t.Errorf("bank-b got state %q, want %q", got, state)
+		}
+		// From standard input, and into a file.
+		if r := finp2pStdin(t, "nav 102", "put-state", asset, "-", "--repo", bankA.repo, "--api", nodeA.api); r.code != 0 {
+			t.Fatalf("put-state from standard input: %s", r)
+		}
+		gotFile := filepath.Join(dir, "got")
+		mustFinp2p(t, "get", "--out", gotFile, asset, "--repo", bankB.repo, "--api", nodeB.api)
+		if data, err := os.ReadFile(gotFile); err != nil || string(data) != "nav 102" {
+			t.Errorf("get --out wrote %q (%v), want %q", data, err, "nav 102")
+		}
+		checkMode(t, gotFile, 0o600)
+		r = finp2p(t, "get", asset, "--repo", tn.founder.repo, "--api", founder.api)
+		if r.code != 1 || !strings.Contains(r.stderr, "access denied") || !strings.Contains(r.stderr, "founder") || r.stdout != "" {
+			t.Errorf("the founder, granted nothing, getting the state: %s\nwant exit 1 saying access is denied to org founder", r)
+		}
+		r = finp2p(t, "put-state", asset, stateFile, "--repo", bankB.repo, "--api", nodeB.api)
+		if r.code != 1 || !strings.Contains(r.stderr, "not the node's org's") {
+			t.Errorf("bank-b setting bank-a's state: %s\nwant exit 1 saying it is not its org's", r)
+		}
+
+		// Two subscribers on bank-b, one printing lines and one JSON; bank-a
+		// publishes three updates, from --data, a file and standard input.
+		plain := startSubscriber(t, "subscribe", asset, "--repo", bankB.repo, "--api", nodeB.api, "--count", "3")
+		asJSON := startSubscriber(t, "subscribe", asset, "--repo", bankB.repo, "--api", nodeB.api, "--count", "3", "--json")
+		updateFile := filepath.Join(dir, "update-2")
+		if err := os.WriteFile(updateFile, []byte("update-2"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for i, how := range [][]string{{"--data", "update-1"}, {updateFile}, {"-"}} {
+			r := finp2pStdin(t, "update-3\n", append([]string{"publish", asset, "--repo", bankA.repo, "--api", nodeA.api}, how...)...)
+			if r.code != 0 || field(t, r.stdout, "seq") != fmt.Sprint(i+1) {
+				t.Fatalf("publish %s: %s\nwant seq %d", how, r, i+1)
+			}
+		}
+		want := []string{
+			"1\t" + bankA.peer + "\tupdate-1",
+			"2\t" + bankA.peer + "\tupdate-2",
+			"3\t" + bankA.peer + "\t\"update-3\\n\"", // not one line of text: quoted
+		}
+		if got := plain.wait(t); !slices.Equal(got, want) {
+			t.Errorf("subscribe printed %q, want %q", got, want)
+		}
+		for i, line := range asJSON.wait(t) {
+			var u node.Update
+			if err := json.Unmarshal([]byte(line), &u); err != nil || u.Seq != uint64(i+1) || u.Resource != asset || u.Publisher.String() != bankA.peer {
+				t.Errorf("subscribe --json line %d is %q (%v), want update %d of %s from %s", i, line, err, i+1, asset, bankA.peer)
+			}
+		}
+		r = finp2p(t, "publish", asset, "--data", "forged", "--repo", bankB.repo, "--api", nodeB.api)
+		if r.code != 1 || !strings.Contains(r.stderr, "not the node's org's") {
+			t.Errorf("bank-b publishing on bank-a's asset: %s\nwant exit 1 saying it is not its org's", r)
+		}
+	})
+
 	// Revoke bank-b with the governance CA that certified it and hand the
 	// list to the founding node, which spreads it.
 	crlFile := filepath.Join(tn.dir, "bank-b-revoked.pem")
@@ -1126,6 +1310,21 @@ func TestUsage(t *testing.T) {
 		{[]string{"advertise", "bank-a:102:x", "--repo", t.TempDir(), "--to", "Bank_B"}, 1, `--to: organisation id "Bank_B"`},
 		{[]string{"find", "bank-a:1:x", "--repo", t.TempDir()}, 1, `type part "1"`},
 		{[]string{"withdraw", "bank-a:102:x", "--repo", t.TempDir()}, 1, "api.token"},
+		{[]string{"acl", "bank-a:102:x", "--repo", t.TempDir()}, 2, "say what to set"},
+		{[]string{"acl", "bank-a:102:x", "--repo", t.TempDir(), "--show", "--public"}, 2, "--show prints"},
+		{[]string{"acl", "bank-a:102:x", "--repo", t.TempDir(), "--private", "--grant", "bank-b=read"}, 2, "--private grants nobody"},
+		{[]string{"acl", "bank-a:102:x", "--repo", t.TempDir(), "--grant", "bank-b"}, 2, "want ORG=RIGHTS"},
+		{[]string{"acl", "bank-a:102:x", "--repo", t.TempDir(), "--grant", "bank-b=read", "--grant", "bank-b=query"}, 2, "granted twice"},
+		{[]string{"acl", "bank-a:102:x", "--repo", t.TempDir(), "--grant", "bank-b=read,fly"}, 1, `"fly"`},
+		{[]string{"acl", "bank-a:102:x", "--repo", t.TempDir(), "--grant", "Bank_B=read"}, 1, `--grant: organisation id "Bank_B"`},
+		{[]string{"put-state", "bank-a:102:x", "--repo", t.TempDir()}, 2, "the resource ID and the FILE"},
+		{[]string{"put-state", "bank-a:102:x", "nowhere.json", "--repo", t.TempDir()}, 1, "nowhere.json"},
+		{[]string{"get", "bank-a:102:x"}, 2, "--repo is required"},
+		{[]string{"publish", "bank-a:102:x", "--repo", t.TempDir()}, 2, "exactly one of --data and FILE"},
+		{[]string{"publish", "bank-a:102:x", "file", "--data", "x", "--repo", t.TempDir()}, 2, "exactly one of --data and FILE"},
+		{[]string{"publish", "bank-a:102:x", "--data", "", "--repo", t.TempDir()}, 1, "api.token"},
+		{[]string{"subscribe", "bank-a:102:x", "--repo", t.TempDir(), "--count", "-1"}, 2, "--count -1"},
+		{[]string{"subscribe", "bank-a:1:x", "--repo", t.TempDir()}, 1, `type part "1"`},
 	} {
 		r := finp2p(t, c.args...)
 		if r.code != c.code || !strings.Contains(r.stderr+r.stdout, c.want) {
@@ -1151,8 +1350,9 @@ func TestDevnet(t *testing.T) {
 		"every member resolves every other org", "2 of 2 pairs resolved", "GET /v1/orgs lists every org",
 		"bank-a (payments, ethereum)", "bank-b (payments, canton)",
 		"resource advertisement", "public, found by bank-b", "restricted to bank-b, found by bank-b, 404 for governor",
+		"resource updates", "ACL grants bank-b read,subscribe; bank-b got the state, 403 for governor; bank-b received seq 1..3 in order",
 		"revoke bank-b by governance CA", "publish CRL to governor's API",
-		"revoked member dropped by every node", "stop nodes", "report", "devnet: all 22 steps passed",
+		"revoked member dropped by every node", "stop nodes", "report", "devnet: all 23 steps passed",
 	} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("devnet output lacks %q:\n%s", want, r.stdout)
@@ -1303,5 +1503,46 @@ func TestPrintResource(t *testing.T) {
 		if got := field(t, b.String(), "topic"); got != "assets/9929ccaf" {
 			t.Errorf("topic = %q:\n%s", got, b.String())
 		}
+	}
+}
+
+// TestPrintUpdates: how acl shows an ACL and subscribe shows an update's
+// data, from fixed values.
+func TestPrintUpdates(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ data, want string }{
+		{"update-1", "update-1"},
+		{"nav 101.5 €", "nav 101.5 €"},
+		{"", ""},
+		{"two\nlines", `"two\nlines"`},
+		{"tab\there", `"tab\there"`},
+		{`"quoted"`, `"\"quoted\""`},
+		{"\xff\x00", `"\xff\x00"`},
+	} {
+		if got := showData([]byte(c.data)); got != c.want {
+			t.Errorf("showData(%q) = %s, want %s", c.data, got, c.want)
+		}
+	}
+
+	var b strings.Builder
+	printACL(&b, api.ACLResponse{
+		Resource: "bank-a:102:x", Owner: "bank-a", Version: 7,
+		Grants: map[string]resource.Right{"custodian-c": resource.RightRead, "bank-b": resource.RightRead | resource.RightSubscribe},
+	})
+	want := "resource  bank-a:102:x\n" +
+		"owner     bank-a\n" +
+		"version   7\n" +
+		"public    no\n" +
+		"grants    bank-b=read,subscribe custodian-c=read\n"
+	if b.String() != want {
+		t.Errorf("ACL printed\n%s\nwant\n%s", b.String(), want)
+	}
+	b.Reset()
+	printACL(&b, api.ACLResponse{Resource: "bank-a:102:x", Owner: "bank-a", Version: 8, Public: true})
+	if got := field(t, b.String(), "grants"); got != "none" {
+		t.Errorf("ACL without grants shows grants %q", got)
+	}
+	if got := field(t, b.String(), "public"); !strings.HasPrefix(got, "yes") {
+		t.Errorf("public ACL shows public %q", got)
 	}
 }

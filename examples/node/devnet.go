@@ -165,8 +165,9 @@ func runDevnet(ctx context.Context, args []string) error {
 		"Builds a FinP2P network on 127.0.0.1 from nothing and shows it working: a founding\n"+
 			"authority and genesis, a founding node, a governance organisation whose CA the founding\n"+
 			"authority certifies, N member organisations certified by that CA, every node started as\n"+
-			"its own 'finp2p run' process, membership, discovery and resource advertisement checked\n"+
-			"through each node's API, then one member revoked and the revocation checked on every node.\n"+
+			"its own 'finp2p run' process, membership, discovery, resource advertisement, ACLs, state\n"+
+			"and update topics checked through each node's API, then one member revoked and the\n"+
+			"revocation checked on every node.\n"+
 			"Ends with a report; exit status 0 means every step passed.")
 	var dir string
 	var members int
@@ -309,6 +310,9 @@ func (d *devnet) build(ctx context.Context) error {
 		return err
 	}
 	if err := d.step(ctx, "resource advertisement", "", d.advertiseResources); err != nil {
+		return err
+	}
+	if err := d.step(ctx, "resource updates", "", d.resourceUpdates); err != nil {
 		return err
 	}
 	d.revoked = d.memberNs[len(d.memberNs)-1]
@@ -917,6 +921,121 @@ func (d *devnet) advertiseResources(ctx context.Context) (string, error) {
 	}
 	return fmt.Sprintf("%s public, found by %s in the DHT; %s restricted to %s, found by %s, 404 for %s",
 		shortResourceID(public), allowed.org, shortResourceID(restricted), allowed.org, allowed.org, refused.org), nil
+}
+
+// resourceUpdates has the first member set the ACL of its public asset,
+// granting another member read and subscribe, and put its state, which that
+// member gets through its API (GET /v1/resources/{id}/state) while a third
+// node is refused with 403; then the member subscribes over server-sent
+// events, the owner publishes three updates and they arrive in order. The
+// ACL, not the public advertisement, now decides who reads the asset.
+func (d *devnet) resourceUpdates(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
+	defer cancel()
+	owner := d.memberNs[0]
+	others := append(slices.Clone(d.memberNs[1:]), d.governor, d.founding)
+	allowed, refused := others[0], others[1]
+	id := d.asset
+
+	// The ACL goes to the orgs it names; set it again until it reached them.
+	err := d.retry(ctx, owner, owner.org+" to hand the ACL of "+id+" to "+allowed.org, func() (bool, string, error) {
+		acl, err := owner.client.SetACL(ctx, id, api.ACLRequest{Grants: map[string]string{allowed.org: "read,subscribe"}})
+		if err != nil {
+			return false, "", err
+		}
+		return acl.Warning == "", acl.Warning, nil
+	})
+	if err != nil {
+		return "", err
+	}
+	state := fmt.Appendf(nil, `{"asset": %q, "nav": "101.5"}`, id)
+	if err := owner.client.PutState(ctx, id, state); err != nil {
+		return "", &stepError{log: owner.logPath, err: err}
+	}
+	var got []byte
+	err = d.retry(ctx, allowed, allowed.org+" to get the state of "+id, func() (bool, string, error) {
+		var err error
+		got, err = allowed.client.GetState(ctx, id)
+		return err == nil, "", err
+	})
+	if err != nil {
+		return "", err
+	}
+	if !bytes.Equal(got, state) {
+		return "", fmt.Errorf("%s got state %q, want %q", allowed.org, got, state)
+	}
+	err = d.retry(ctx, refused, refused.org+" to be refused the state of "+id, func() (bool, string, error) {
+		_, err := refused.client.GetState(ctx, id)
+		var p *api.Problem
+		switch {
+		case err == nil:
+			return false, "", &stepError{log: owner.logPath, err: fmt.Errorf("%s, granted nothing, got the state of %s", refused.org, id)}
+		case errors.As(err, &p) && p.Status == http.StatusForbidden && p.Kind() == "access-denied":
+			return true, "", nil
+		}
+		return false, "", err
+	})
+	if err != nil {
+		return "", err
+	}
+
+	// Subscribe returns once the subscription is live.
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	updates, err := allowed.client.Subscribe(sctx, id)
+	if err != nil {
+		return "", &stepError{log: allowed.logPath, err: err}
+	}
+	const count = 3
+	start := time.Now()
+	var seqs []uint64
+	for i := 1; i <= count; i++ {
+		resp, err := owner.client.PublishUpdate(ctx, id, fmt.Appendf(nil, "update-%d", i))
+		if err != nil {
+			return "", &stepError{log: owner.logPath, err: err}
+		}
+		seqs = append(seqs, resp.Seq)
+	}
+	for i := range count {
+		select {
+		case u, ok := <-updates:
+			if !ok {
+				return "", &stepError{log: allowed.logPath, err: fmt.Errorf("%s's stream ended after %d of %d updates", allowed.org, i, count)}
+			}
+			if u.Seq != seqs[i] || string(u.Data) != fmt.Sprintf("update-%d", i+1) || u.Publisher != owner.peer {
+				return "", fmt.Errorf("%s's update %d is seq %d %q from %s, want seq %d update-%d from %s",
+					allowed.org, i+1, u.Seq, u.Data, u.Publisher, seqs[i], i+1, owner.peer)
+			}
+		case <-ctx.Done():
+			return "", &stepError{log: allowed.logPath, err: fmt.Errorf("%s received %d of %d updates: %w", allowed.org, i, count, ctx.Err())}
+		}
+	}
+	return fmt.Sprintf("%s ACL grants %s read,subscribe; %s got the state, 403 for %s; %s received seq %d..%d in order in %s",
+		shortResourceID(id), allowed.org, allowed.org, refused.org, allowed.org, seqs[0], seqs[count-1], roundTook(time.Since(start))), nil
+}
+
+// retry calls f every pollInterval until it reports done, while n's node
+// runs. Errors are taken as passing (the network, the owner's node not
+// reached yet), except a *stepError and a problem other than a 502, which
+// fail at once.
+func (d *devnet) retry(ctx context.Context, n *devnode, what string, f func() (bool, string, error)) error {
+	return poll(ctx, what, func() (bool, string, error) {
+		if exited, werr := n.hasExited(); exited {
+			return false, "", &stepError{log: n.logPath, err: fmt.Errorf("node %s exited (%v): %s", n.org, describeExit(werr), lastLogLine(n.logPath))}
+		}
+		done, progress, err := f()
+		var p *api.Problem
+		var se *stepError
+		switch {
+		case errors.As(err, &se):
+			return false, "", err
+		case errors.As(err, &p) && p.Status != http.StatusBadGateway:
+			return false, "", &stepError{log: n.logPath, err: err}
+		case err != nil:
+			return false, err.Error(), nil
+		}
+		return done, progress, nil
+	})
 }
 
 // advertise has owner's node advertise id until it succeeds: the first try

@@ -2,8 +2,10 @@
 // founding authority and genesis file, initialises node repos, certifies
 // nodes and governance CAs, revokes certificates, runs a node with its HTTP
 // API, queries a running node, advertises, finds and withdraws resources
-// through it, and starts a whole local development network of real node
-// processes with one command (`finp2p devnet`).
+// through it, sets their ACLs and state, fetches their state and publishes
+// and subscribes to their updates through it, and starts a whole local
+// development network of real node processes with one command
+// (`finp2p devnet`).
 package main
 
 import (
@@ -49,6 +51,11 @@ func commands() []command {
 		{"advertise", "have a running node advertise one of its org's resources, publicly or to some orgs", runAdvertise},
 		{"find", "find a resource's advertisement (owner, peer, topic) through a running node", runFind},
 		{"withdraw", "have a running node withdraw its advertisement of a resource", runWithdraw},
+		{"acl", "set (or show) which orgs may read, subscribe to, query or transact on a resource", runACL},
+		{"put-state", "have a running node serve a file as the state of one of its org's resources", runPutState},
+		{"get", "fetch a resource's state from its owner, under the owner's ACL", runGet},
+		{"publish", "publish an update on one of the node's org's resource topics", runPublish},
+		{"subscribe", "print a resource's updates as they are published, in order", runSubscribe},
 		{"devnet", "start a local network of real node processes and show it working", runDevnet},
 	}
 }
