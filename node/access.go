@@ -344,6 +344,12 @@ func (n *Node) sendToOrg(ctx context.Context, org string, do func(context.Contex
 		if err == nil {
 			return nil
 		}
+		var refused refusal
+		if errors.As(err, &refused) {
+			// The node answered: another node of the org would answer the
+			// same.
+			return fmt.Errorf("to %s: %w", org, err)
+		}
 		for _, typed := range []error{resource.ErrAccessDenied, resource.ErrRateLimited, resource.ErrResourceNotFound} {
 			if errors.Is(err, typed) {
 				return err
@@ -353,6 +359,12 @@ func (n *Node) sendToOrg(ctx context.Context, org string, do func(context.Contex
 	}
 	return fmt.Errorf("to %s: %s", org, strings.Join(errs, "; "))
 }
+
+// refusal is a node's answer that refuses a request, as opposed to a
+// failure to reach it.
+type refusal struct{ error }
+
+func (r refusal) Unwrap() error { return r.error }
 
 // request writes req on a new stream of proto to p and reads the reply.
 func (n *Node) request(ctx context.Context, p peer.ID, pid protocol.ID, req, reply proto.Message, max int) error {

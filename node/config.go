@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/finp2p/go-finp2p/internal/atomicfile"
+	"github.com/finp2p/go-finp2p/ledger"
 )
 
 // Files in a node's repo directory.
@@ -73,6 +74,7 @@ type Config struct {
 	AdvertisementTTL Duration `json:"advertisement_ttl"`
 
 	datastore  datastore.Batching
+	ledger     ledger.Ledger
 	refusals   refusalLimit
 	logger     *slog.Logger
 	registerer prometheus.Registerer
@@ -276,6 +278,18 @@ func WithAdvertisementTTL(d time.Duration) Option {
 	}
 }
 
+// WithLedger makes the node execute its org's asset transactions on l
+// instead of the embedded ledger in its datastore.
+func WithLedger(l ledger.Ledger) Option {
+	return func(c *Config) error {
+		if l == nil {
+			return errors.New("ledger is nil")
+		}
+		c.ledger = l
+		return nil
+	}
+}
+
 // refusalLimit is the per-org budget of refused resource requests.
 type refusalLimit struct {
 	perSecond float64
@@ -338,7 +352,7 @@ func WithConfig(f Config) Option {
 		*c = f
 		c.RepoDir = repo
 		c.datastore, c.logger, c.registerer, c.now = internal.datastore, internal.logger, internal.registerer, internal.now
-		c.refusals = internal.refusals
+		c.refusals, c.ledger = internal.refusals, internal.ledger
 		return nil
 	}
 }

@@ -35,6 +35,7 @@ import (
 
 	"github.com/finp2p/go-finp2p/discovery"
 	"github.com/finp2p/go-finp2p/governance"
+	"github.com/finp2p/go-finp2p/ledger"
 	"github.com/finp2p/go-finp2p/membership"
 	"github.com/finp2p/go-finp2p/protocols"
 	"github.com/finp2p/go-finp2p/pubsub"
@@ -66,6 +67,8 @@ type Node struct {
 	res     *resources
 	acc     *access
 	upd     *updates
+	ledger  ledger.Ledger
+	assets  *assets
 }
 
 type namedCloser struct {
@@ -197,6 +200,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.acc.open(ctx); err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
+	if err := n.openLedger(ctx); err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
 	if n.dht, err = dht.New(n.host,
 		dht.Mode(dht.ModeServer),
 		dht.ProtocolPrefix(protocols.DHTPrefix),
@@ -229,6 +235,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.upd = newUpdates(n)
 	n.upd.start()
 	n.onClose("resource updates", n.upd.close)
+	if n.assets, err = newAssets(n); err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	n.assets.start()
+	n.onClose("asset transactions", n.assets.close)
 	if err := n.disc.start(); err != nil {
 		return fmt.Errorf("start: %w", err)
 	}

@@ -46,6 +46,10 @@ const (
 	// an org the resource's ACL lets subscribe.
 	ResourceTopicKey protocol.ID = "/finp2p/resource/topic-key/1.0.0"
 
+	// AssetTx carries a signed asset transaction request to the asset
+	// owner's primary node and its signed receipt back.
+	AssetTx protocol.ID = "/finp2p/asset/tx/1.0.0"
+
 	// GossipSub is the gossipsub version every member must speak.
 	GossipSub protocol.ID = "/meshsub/1.1.0"
 )

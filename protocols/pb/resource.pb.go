@@ -661,6 +661,117 @@ func (x *TopicKeyResponse) GetError() string {
 	return ""
 }
 
+// AssetTxRequest carries a sealed asset transaction request (see asset/pb)
+// to the asset owner's primary node, on /finp2p/asset/tx/1.0.0.
+type AssetTxRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Request       []byte                 `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AssetTxRequest) Reset() {
+	*x = AssetTxRequest{}
+	mi := &file_pb_resource_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AssetTxRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AssetTxRequest) ProtoMessage() {}
+
+func (x *AssetTxRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pb_resource_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AssetTxRequest.ProtoReflect.Descriptor instead.
+func (*AssetTxRequest) Descriptor() ([]byte, []int) {
+	return file_pb_resource_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *AssetTxRequest) GetRequest() []byte {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+// AssetTxResponse carries the sealed, signed receipt, or code and error:
+// code is one of "denied", "rate-limited", "replay", "stale", "forged",
+// "bad-request", "not-owner", "insufficient-balance", "unknown-asset",
+// "unknown-account", "unknown-hold", "bad-quantity", "conflict",
+// "ledger-error".
+type AssetTxResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Receipt       []byte                 `protobuf:"bytes,1,opt,name=receipt,proto3" json:"receipt,omitempty"`
+	Code          string                 `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	Error         string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AssetTxResponse) Reset() {
+	*x = AssetTxResponse{}
+	mi := &file_pb_resource_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AssetTxResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AssetTxResponse) ProtoMessage() {}
+
+func (x *AssetTxResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pb_resource_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AssetTxResponse.ProtoReflect.Descriptor instead.
+func (*AssetTxResponse) Descriptor() ([]byte, []int) {
+	return file_pb_resource_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *AssetTxResponse) GetReceipt() []byte {
+	if x != nil {
+		return x.Receipt
+	}
+	return nil
+}
+
+func (x *AssetTxResponse) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *AssetTxResponse) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 var File_pb_resource_proto protoreflect.FileDescriptor
 
 const file_pb_resource_proto_rawDesc = "" +
@@ -705,7 +816,13 @@ const file_pb_resource_proto_rawDesc = "" +
 	"\n" +
 	"sealed_key\x18\x02 \x01(\fR\tsealedKey\x12\x12\n" +
 	"\x04code\x18\x03 \x01(\tR\x04code\x12\x14\n" +
-	"\x05error\x18\x04 \x01(\tR\x05errorB*Z(github.com/finp2p/go-finp2p/protocols/pbb\x06proto3"
+	"\x05error\x18\x04 \x01(\tR\x05error\"*\n" +
+	"\x0eAssetTxRequest\x12\x18\n" +
+	"\arequest\x18\x01 \x01(\fR\arequest\"U\n" +
+	"\x0fAssetTxResponse\x12\x18\n" +
+	"\areceipt\x18\x01 \x01(\fR\areceipt\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05errorB*Z(github.com/finp2p/go-finp2p/protocols/pbb\x06proto3"
 
 var (
 	file_pb_resource_proto_rawDescOnce sync.Once
@@ -719,7 +836,7 @@ func file_pb_resource_proto_rawDescGZIP() []byte {
 	return file_pb_resource_proto_rawDescData
 }
 
-var file_pb_resource_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_pb_resource_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_pb_resource_proto_goTypes = []any{
 	(*ResourceAdvertRequest)(nil),  // 0: finp2p.resource.v1.ResourceAdvertRequest
 	(*ResourceAdvertResponse)(nil), // 1: finp2p.resource.v1.ResourceAdvertResponse
@@ -732,6 +849,8 @@ var file_pb_resource_proto_goTypes = []any{
 	(*UpdatesResponse)(nil),        // 8: finp2p.resource.v1.UpdatesResponse
 	(*TopicKeyRequest)(nil),        // 9: finp2p.resource.v1.TopicKeyRequest
 	(*TopicKeyResponse)(nil),       // 10: finp2p.resource.v1.TopicKeyResponse
+	(*AssetTxRequest)(nil),         // 11: finp2p.resource.v1.AssetTxRequest
+	(*AssetTxResponse)(nil),        // 12: finp2p.resource.v1.AssetTxResponse
 }
 var file_pb_resource_proto_depIdxs = []int32{
 	6, // 0: finp2p.resource.v1.UpdatesResponse.updates:type_name -> finp2p.resource.v1.ResourceUpdate
@@ -753,7 +872,7 @@ func file_pb_resource_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pb_resource_proto_rawDesc), len(file_pb_resource_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

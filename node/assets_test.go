@@ -1,0 +1,145 @@
+package node_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/finp2p/go-finp2p/asset"
+	"github.com/finp2p/go-finp2p/internal/testnet"
+	"github.com/finp2p/go-finp2p/ledger"
+	"github.com/finp2p/go-finp2p/node"
+	"github.com/finp2p/go-finp2p/resource"
+)
+
+func TestAssetTransferWithSignedReceipt(t *testing.T) {
+	net := testnet.New(t, testnet.Options{Members: 3, Join: true})
+	a, b, c := net.Nodes()[2], net.Nodes()[3], net.Nodes()[4]
+	for _, nd := range []*node.Node{a, c} {
+		testnet.Eventually(t, 10*time.Second, nd.Self().OrgID+" resolves member-2", func() bool {
+			return resolves(nd, "member-2", b.ID(), "")
+		})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	bond := resource.MustParseID("member-2:102:bond-2030")
+	const alice, bob = "member-1:101:alice", "member-1:101:bob"
+	if _, err := b.CreateAsset(ctx, bond, 2, "create-bond"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Issue(ctx, bond, alice, "100", "issue-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetACL(ctx, resource.ACL{Resource: bond, Grants: map[string]resource.Right{"member-1": resource.RightTransact}}); err != nil {
+		t.Fatal(err)
+	}
+	balance := func(account string) string {
+		t.Helper()
+		bal, err := b.Balance(ctx, bond, account)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bal.Current
+	}
+
+	req := node.AssetRequest{Asset: bond, From: alice, To: bob, Quantity: "30.5", IdempotencyKey: "transfer-1"}
+	rc, err := a.Transfer(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx := rc.Receipt.Transaction
+	if tx.Operation != ledger.OpTransfer || tx.From != alice || tx.To != bob || tx.Quantity != "30.5" || tx.Hash == "" || rc.Signer.OrgID != "member-2" {
+		t.Fatalf("receipt: %+v signed by %s", tx, rc.Signer.OrgID)
+	}
+	if got, got2 := balance(alice), balance(bob); got != "69.5" || got2 != "30.5" {
+		t.Fatalf("balances alice %s bob %s", got, got2)
+	}
+	// member-1 keeps it and can verify it at any time.
+	stored, err := a.Receipt(ctx, tx.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.VerifyReceipt(stored.Sealed); err != nil {
+		t.Fatalf("stored receipt does not verify: %v", err)
+	}
+	for i := range stored.Sealed {
+		tampered := append([]byte(nil), stored.Sealed...)
+		tampered[i] ^= 0x01
+		if _, err := a.VerifyReceipt(tampered); err == nil {
+			t.Fatalf("receipt with byte %d changed verified", i)
+		}
+	}
+
+	// A retry with the same key gets the same receipt; balances move once.
+	again, err := a.Transfer(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Receipt.Transaction.ID != tx.ID || string(again.Sealed) != string(rc.Sealed) {
+		t.Fatalf("retry got transaction %s, first %s", again.Receipt.Transaction.ID, tx.ID)
+	}
+	if got := balance(alice); got != "69.5" {
+		t.Fatalf("alice after the retry: %s", got)
+	}
+	// The same key for another request is refused.
+	if _, err := a.Transfer(ctx, node.AssetRequest{Asset: bond, From: alice, To: bob, Quantity: "1", IdempotencyKey: "transfer-1"}); !errors.Is(err, ledger.ErrIdempotencyConflict) {
+		t.Fatalf("key reused for another transfer: %v", err)
+	}
+
+	// A replayed request (old nonce, new idempotency key) is refused.
+	key := a.Host().Peerstore().PrivKey(a.ID())
+	var chain [][]byte
+	for _, cert := range a.Self().Chain {
+		chain = append(chain, cert.Raw)
+	}
+	raw := &asset.Request{Network: testnet.NetworkName, Operation: ledger.OpTransfer, Asset: bond.String(), From: alice, To: bob,
+		Quantity: "1", IdempotencyKey: "member-1/raw-1", Nonce: asset.NewNonce(), Timestamp: time.Now(), RequesterOrg: "member-1", Peer: a.ID(), Chain: chain}
+	first, err := asset.SealRequest(raw, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.SendAssetRequest(ctx, "member-2", first); err != nil {
+		t.Fatal(err)
+	}
+	raw.IdempotencyKey = "member-1/raw-2"
+	replayed, err := asset.SealRequest(raw, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.SendAssetRequest(ctx, "member-2", replayed); !errors.Is(err, asset.ErrReplay) {
+		t.Fatalf("replayed nonce: %v", err)
+	}
+	raw.IdempotencyKey, raw.Nonce, raw.Timestamp = "member-1/raw-3", asset.NewNonce(), time.Now().Add(-time.Hour)
+	stale, err := asset.SealRequest(raw, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.SendAssetRequest(ctx, "member-2", stale); !errors.Is(err, asset.ErrStaleRequest) {
+		t.Fatalf("an hour-old request: %v", err)
+	}
+
+	// Bad input changes nothing.
+	version, err := b.Ledger().Version(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]struct {
+		from *node.Node
+		req  node.AssetRequest
+		want error
+	}{
+		"org outside the ACL":  {c, node.AssetRequest{Asset: bond, From: alice, To: bob, Quantity: "1", IdempotencyKey: "c-1"}, resource.ErrAccessDenied},
+		"insufficient balance": {a, node.AssetRequest{Asset: bond, From: alice, To: bob, Quantity: "1000", IdempotencyKey: "a-2"}, ledger.ErrInsufficientBalance},
+		"negative quantity":    {a, node.AssetRequest{Asset: bond, From: alice, To: bob, Quantity: "-1", IdempotencyKey: "a-3"}, asset.ErrBadRequest},
+		"too many decimals":    {a, node.AssetRequest{Asset: bond, From: alice, To: bob, Quantity: "1.001", IdempotencyKey: "a-4"}, ledger.ErrBadQuantity},
+		"unknown asset":        {a, node.AssetRequest{Asset: resource.MustParseID("member-2:102:nope"), From: alice, To: bob, Quantity: "1", IdempotencyKey: "a-5"}, resource.ErrAccessDenied},
+	} {
+		if _, err := c.from.Transfer(ctx, c.req); !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", name, err, c.want)
+		}
+	}
+	if after, _ := b.Ledger().Version(ctx); after != version {
+		t.Fatalf("ledger version moved from %d to %d on refused requests", version, after)
+	}
+}

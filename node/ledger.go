@@ -1,0 +1,70 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/namespace"
+
+	"github.com/finp2p/go-finp2p/ledger"
+	"github.com/finp2p/go-finp2p/ledger/embedded"
+	"github.com/finp2p/go-finp2p/resource"
+)
+
+// openLedger opens the ledger this node executes its org's asset
+// transactions on: the one given with WithLedger, else the embedded ledger
+// in the node's datastore.
+func (n *Node) openLedger(ctx context.Context) error {
+	if n.cfg.ledger != nil {
+		n.ledger = n.cfg.ledger
+		return nil
+	}
+	l, err := embedded.Open(ctx, namespace.Wrap(n.ds, datastore.NewKey("/ledger")), n.self.OrgID+"/embedded")
+	if err != nil {
+		return fmt.Errorf("embedded ledger: %w", err)
+	}
+	n.ledger = l
+	return nil
+}
+
+// Ledger is the ledger this node executes its org's asset transactions on.
+func (n *Node) Ledger() ledger.Ledger { return n.ledger }
+
+// ownAsset checks that id is one of this org's assets.
+func (n *Node) ownAsset(op string, id resource.ID) error {
+	if n.ledger == nil {
+		return errors.New(op + ": the node is not started")
+	}
+	if id.Org() != n.self.OrgID {
+		return fmt.Errorf("%s %s: %w: it belongs to org %q, this node is of org %q", op, id, resource.ErrNotOwner, id.Org(), n.self.OrgID)
+	}
+	return nil
+}
+
+// CreateAsset creates one of this org's assets on its ledger, with the
+// number of decimals its quantities have.
+func (n *Node) CreateAsset(ctx context.Context, id resource.ID, decimals int, idempotencyKey string) (ledger.Transaction, error) {
+	if err := n.ownAsset("create asset", id); err != nil {
+		return ledger.Transaction{}, err
+	}
+	return n.ledger.CreateAsset(ctx, ledger.CreateAsset{IdempotencyKey: idempotencyKey, Asset: id.String(), Decimals: decimals})
+}
+
+// Issue creates quantity of one of this org's assets in account to (an
+// account of any org: the asset's ledger is this org's).
+func (n *Node) Issue(ctx context.Context, id resource.ID, to, quantity, idempotencyKey string) (ledger.Transaction, error) {
+	if err := n.ownAsset("issue", id); err != nil {
+		return ledger.Transaction{}, err
+	}
+	return n.ledger.Issue(ctx, ledger.Issue{IdempotencyKey: idempotencyKey, Asset: id.String(), To: to, Quantity: quantity})
+}
+
+// Balance reads an account's balance of one of this org's assets.
+func (n *Node) Balance(ctx context.Context, id resource.ID, account string) (ledger.Balance, error) {
+	if err := n.ownAsset("balance", id); err != nil {
+		return ledger.Balance{}, err
+	}
+	return n.ledger.Balance(ctx, id.String(), account)
+}
