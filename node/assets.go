@@ -122,6 +122,16 @@ func (x *assets) execute(org string, sealedReq []byte) ([]byte, string, error) {
 	if prev, err := x.issued.Get(ctx, datastore.NewKey(key)); err == nil {
 		return prev, "", nil
 	}
+	// The spec's flow: the asset's primary node has the details of the
+	// users a transaction moves assets between, asking their org if not.
+	for _, account := range []string{r.From, r.To} {
+		if account == "" {
+			continue
+		}
+		if err := x.n.priv.userDetails(ctx, account); err != nil {
+			return nil, "user-data", err
+		}
+	}
 	tx, err := x.run(ctx, key, r)
 	if err != nil {
 		return nil, ledgerCode(err), err
@@ -204,7 +214,7 @@ func codeErr(code, msg string) error {
 	typed := map[string]error{
 		"denied": resource.ErrAccessDenied, "rate-limited": resource.ErrRateLimited,
 		"replay": asset.ErrReplay, "stale": asset.ErrStaleRequest, "forged": asset.ErrForged,
-		"not-owner": resource.ErrNotOwner,
+		"not-owner": resource.ErrNotOwner, "user-data": ErrUserData,
 	}
 	if e, ok := typed[code]; ok {
 		return wrap(e)

@@ -28,7 +28,7 @@ func BenchmarkTransferRoundTrip(b *testing.B) {
 	if _, err := owner.CreateAsset(ctx, bond, 0, "create"); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := owner.Issue(ctx, bond, "member-1:101:alice", "1000000000", "issue"); err != nil {
+	if _, err := owner.Issue(ctx, bond, "alice@member-1", "1000000000", "issue"); err != nil {
 		b.Fatal(err)
 	}
 	if err := owner.SetACL(ctx, resource.ACL{Resource: bond, Grants: map[string]resource.Right{"member-1": resource.RightTransact}}); err != nil {
@@ -40,7 +40,7 @@ func BenchmarkTransferRoundTrip(b *testing.B) {
 	for b.Loop() {
 		i++
 		t0 := time.Now()
-		if _, err := a.Transfer(ctx, node.AssetRequest{Asset: bond, From: "member-1:101:alice", To: "member-1:101:bob", Quantity: "1", IdempotencyKey: fmt.Sprint("t-", i)}); err != nil {
+		if _, err := a.Transfer(ctx, node.AssetRequest{Asset: bond, From: "alice@member-1", To: "bob@member-1", Quantity: "1", IdempotencyKey: fmt.Sprint("t-", i)}); err != nil {
 			b.Fatal(err)
 		}
 		lat = append(lat, time.Since(t0))

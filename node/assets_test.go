@@ -24,11 +24,32 @@ func TestAssetTransferWithSignedReceipt(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	bond := resource.MustParseID("member-2:102:bond-2030")
-	const alice, bob = "member-1:101:alice", "member-1:101:bob"
+	// member-1's users: profiles with secp256k1 FinIDs, whose details
+	// member-1 lets member-2 (the bond's primary node) query.
+	users := make([]node.User, 3)
+	for i, name := range []string{"alice", "bob", "carol"} {
+		u, err := a.CreateUser(ctx, []byte(`{"name":"`+name+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(u.FinID) != 66 || (u.FinID[:2] != "02" && u.FinID[:2] != "03") || u.Resource.Type() != resource.TypeOwner {
+			t.Fatalf("user %s: FinID %q, resource %s", name, u.FinID, u.Resource)
+		}
+		users[i] = u
+	}
+	for _, u := range users[:2] {
+		if err := a.SetACL(ctx, resource.ACL{Resource: u.Resource, Grants: map[string]resource.Right{"member-2": resource.RightQuery}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alice, bob, carol := users[0].Resource.String(), users[1].Resource.String(), users[2].Resource.String()
 	if _, err := b.CreateAsset(ctx, bond, 2, "create-bond"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.Issue(ctx, bond, alice, "100", "issue-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Issue(ctx, bond, carol, "10", "issue-2"); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.SetACL(ctx, resource.ACL{Resource: bond, Grants: map[string]resource.Right{"member-1": resource.RightTransact}}); err != nil {
@@ -54,6 +75,14 @@ func TestAssetTransferWithSignedReceipt(t *testing.T) {
 	}
 	if got, got2 := balance(alice), balance(bob); got != "69.5" || got2 != "30.5" {
 		t.Fatalf("balances alice %s bob %s", got, got2)
+	}
+	// Private data queries follow the ACL: member-2 may read alice's
+	// details, member-3 may not.
+	if data, err := b.QueryPrivateData(ctx, users[0].Resource); err != nil || string(data) != `{"name":"alice"}` {
+		t.Fatalf("member-2 queries alice: %q, %v", data, err)
+	}
+	if _, err := c.QueryPrivateData(ctx, users[0].Resource); !errors.Is(err, resource.ErrAccessDenied) {
+		t.Fatalf("member-3 queries alice: %v", err)
 	}
 	// member-1 keeps it and can verify it at any time.
 	stored, err := a.Receipt(ctx, tx.ID)
@@ -134,6 +163,8 @@ func TestAssetTransferWithSignedReceipt(t *testing.T) {
 		"negative quantity":    {a, node.AssetRequest{Asset: bond, From: alice, To: bob, Quantity: "-1", IdempotencyKey: "a-3"}, asset.ErrBadRequest},
 		"too many decimals":    {a, node.AssetRequest{Asset: bond, From: alice, To: bob, Quantity: "1.001", IdempotencyKey: "a-4"}, ledger.ErrBadQuantity},
 		"unknown asset":        {a, node.AssetRequest{Asset: resource.MustParseID("member-2:102:nope"), From: alice, To: bob, Quantity: "1", IdempotencyKey: "a-5"}, resource.ErrAccessDenied},
+		// member-1 did not let member-2 query carol's details.
+		"user details refused": {a, node.AssetRequest{Asset: bond, From: carol, To: bob, Quantity: "1", IdempotencyKey: "a-6"}, node.ErrUserData},
 	} {
 		if _, err := c.from.Transfer(ctx, c.req); !errors.Is(err, c.want) {
 			t.Errorf("%s: %v, want %v", name, err, c.want)

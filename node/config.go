@@ -75,6 +75,7 @@ type Config struct {
 
 	datastore  datastore.Batching
 	ledger     ledger.Ledger
+	provider   PrivateDataProvider
 	refusals   refusalLimit
 	logger     *slog.Logger
 	registerer prometheus.Registerer
@@ -290,6 +291,18 @@ func WithLedger(l ledger.Ledger) Option {
 	}
 }
 
+// WithPrivateDataProvider makes the node answer private data queries about
+// its org's resources from p instead of its datastore.
+func WithPrivateDataProvider(p PrivateDataProvider) Option {
+	return func(c *Config) error {
+		if p == nil {
+			return errors.New("private data provider is nil")
+		}
+		c.provider = p
+		return nil
+	}
+}
+
 // refusalLimit is the per-org budget of refused resource requests.
 type refusalLimit struct {
 	perSecond float64
@@ -352,7 +365,7 @@ func WithConfig(f Config) Option {
 		*c = f
 		c.RepoDir = repo
 		c.datastore, c.logger, c.registerer, c.now = internal.datastore, internal.logger, internal.registerer, internal.now
-		c.refusals, c.ledger = internal.refusals, internal.ledger
+		c.refusals, c.ledger, c.provider = internal.refusals, internal.ledger, internal.provider
 		return nil
 	}
 }

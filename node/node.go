@@ -69,6 +69,7 @@ type Node struct {
 	upd     *updates
 	ledger  ledger.Ledger
 	assets  *assets
+	priv    *private
 }
 
 type namedCloser struct {
@@ -235,6 +236,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.upd = newUpdates(n)
 	n.upd.start()
 	n.onClose("resource updates", n.upd.close)
+	n.priv = newPrivate(n)
+	n.priv.start()
+	n.onClose("private data", n.priv.close)
 	if n.assets, err = newAssets(n); err != nil {
 		return fmt.Errorf("start: %w", err)
 	}

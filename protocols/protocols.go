@@ -50,6 +50,10 @@ const (
 	// owner's primary node and its signed receipt back.
 	AssetTx protocol.ID = "/finp2p/asset/tx/1.0.0"
 
+	// PrivateData fetches a resource's private data from its owner, under
+	// the owner's ACL (query right).
+	PrivateData protocol.ID = "/finp2p/private-data/1.0.0"
+
 	// GossipSub is the gossipsub version every member must speak.
 	GossipSub protocol.ID = "/meshsub/1.1.0"
 )

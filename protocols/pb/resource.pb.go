@@ -772,6 +772,115 @@ func (x *AssetTxResponse) GetError() string {
 	return ""
 }
 
+// PrivateDataRequest asks a resource's owner for the resource's private
+// data (a user's details, say), on /finp2p/private-data/1.0.0. The stream
+// is authenticated: the owner knows the requesting node's certified org.
+type PrivateDataRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Resource      string                 `protobuf:"bytes,1,opt,name=resource,proto3" json:"resource,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrivateDataRequest) Reset() {
+	*x = PrivateDataRequest{}
+	mi := &file_pb_resource_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrivateDataRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrivateDataRequest) ProtoMessage() {}
+
+func (x *PrivateDataRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pb_resource_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrivateDataRequest.ProtoReflect.Descriptor instead.
+func (*PrivateDataRequest) Descriptor() ([]byte, []int) {
+	return file_pb_resource_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *PrivateDataRequest) GetResource() string {
+	if x != nil {
+		return x.Resource
+	}
+	return ""
+}
+
+// PrivateDataResponse carries the data, or code ("denied",
+// "rate-limited", "not-found", "bad-request") and error.
+type PrivateDataResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	Code          string                 `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	Error         string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrivateDataResponse) Reset() {
+	*x = PrivateDataResponse{}
+	mi := &file_pb_resource_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrivateDataResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrivateDataResponse) ProtoMessage() {}
+
+func (x *PrivateDataResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pb_resource_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrivateDataResponse.ProtoReflect.Descriptor instead.
+func (*PrivateDataResponse) Descriptor() ([]byte, []int) {
+	return file_pb_resource_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *PrivateDataResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *PrivateDataResponse) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *PrivateDataResponse) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 var File_pb_resource_proto protoreflect.FileDescriptor
 
 const file_pb_resource_proto_rawDesc = "" +
@@ -822,6 +931,12 @@ const file_pb_resource_proto_rawDesc = "" +
 	"\x0fAssetTxResponse\x12\x18\n" +
 	"\areceipt\x18\x01 \x01(\fR\areceipt\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\tR\x04code\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"0\n" +
+	"\x12PrivateDataRequest\x12\x1a\n" +
+	"\bresource\x18\x01 \x01(\tR\bresource\"S\n" +
+	"\x13PrivateDataResponse\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05errorB*Z(github.com/finp2p/go-finp2p/protocols/pbb\x06proto3"
 
 var (
@@ -836,7 +951,7 @@ func file_pb_resource_proto_rawDescGZIP() []byte {
 	return file_pb_resource_proto_rawDescData
 }
 
-var file_pb_resource_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_pb_resource_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_pb_resource_proto_goTypes = []any{
 	(*ResourceAdvertRequest)(nil),  // 0: finp2p.resource.v1.ResourceAdvertRequest
 	(*ResourceAdvertResponse)(nil), // 1: finp2p.resource.v1.ResourceAdvertResponse
@@ -851,6 +966,8 @@ var file_pb_resource_proto_goTypes = []any{
 	(*TopicKeyResponse)(nil),       // 10: finp2p.resource.v1.TopicKeyResponse
 	(*AssetTxRequest)(nil),         // 11: finp2p.resource.v1.AssetTxRequest
 	(*AssetTxResponse)(nil),        // 12: finp2p.resource.v1.AssetTxResponse
+	(*PrivateDataRequest)(nil),     // 13: finp2p.resource.v1.PrivateDataRequest
+	(*PrivateDataResponse)(nil),    // 14: finp2p.resource.v1.PrivateDataResponse
 }
 var file_pb_resource_proto_depIdxs = []int32{
 	6, // 0: finp2p.resource.v1.UpdatesResponse.updates:type_name -> finp2p.resource.v1.ResourceUpdate
@@ -872,7 +989,7 @@ func file_pb_resource_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pb_resource_proto_rawDesc), len(file_pb_resource_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
