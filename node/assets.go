@@ -313,3 +313,24 @@ func (n *Node) VerifyReceipt(sealed []byte) (*asset.VerifiedReceipt, error) {
 	}
 	return n.assets.verifier.Verify(sealed)
 }
+
+// Redeem asks the asset's owner to destroy quantity from an account.
+func (n *Node) Redeem(ctx context.Context, r AssetRequest) (*asset.VerifiedReceipt, error) {
+	return n.Execute(ctx, ledger.OpRedeem, r)
+}
+
+// Hold asks the asset's owner to set quantity of an account aside; the
+// receipt's transaction ID is the hold id for Release or Rollback.
+func (n *Node) Hold(ctx context.Context, r AssetRequest) (*asset.VerifiedReceipt, error) {
+	return n.Execute(ctx, ledger.OpHold, r)
+}
+
+// Release asks the asset's owner to settle a hold to account r.To.
+func (n *Node) Release(ctx context.Context, r AssetRequest) (*asset.VerifiedReceipt, error) {
+	return n.Execute(ctx, ledger.OpRelease, r)
+}
+
+// Rollback asks the asset's owner to cancel a hold.
+func (n *Node) Rollback(ctx context.Context, r AssetRequest) (*asset.VerifiedReceipt, error) {
+	return n.Execute(ctx, ledger.OpRollback, r)
+}

@@ -148,6 +148,31 @@ func TestAssetTransferWithSignedReceipt(t *testing.T) {
 		t.Fatalf("an hour-old request: %v", err)
 	}
 
+	// Hold, then release to bob; hold, then roll back.
+	hold, err := a.Hold(ctx, node.AssetRequest{Asset: bond, From: alice, Quantity: "9.5", IdempotencyKey: "hold-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bal, _ := b.Balance(ctx, bond, alice); bal.Held != "9.5" || bal.Available != "59" {
+		t.Fatalf("alice after the hold: %+v", bal)
+	}
+	if _, err := a.Release(ctx, node.AssetRequest{Asset: bond, HoldID: hold.Receipt.Transaction.ID, To: bob, IdempotencyKey: "release-1"}); err != nil {
+		t.Fatal(err)
+	}
+	hold2, err := a.Hold(ctx, node.AssetRequest{Asset: bond, From: alice, Quantity: "1", IdempotencyKey: "hold-2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Rollback(ctx, node.AssetRequest{Asset: bond, HoldID: hold2.Receipt.Transaction.ID, IdempotencyKey: "rollback-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Redeem(ctx, node.AssetRequest{Asset: bond, From: bob, Quantity: "0.5", IdempotencyKey: "redeem-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, got2 := balance(alice), balance(bob); got != "59" || got2 != "40.5" { // the raw request above moved 1 too
+		t.Fatalf("after hold/release/rollback/redeem: alice %s bob %s", got, got2)
+	}
+
 	// Bad input changes nothing.
 	version, err := b.Ledger().Version(ctx)
 	if err != nil {
