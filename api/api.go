@@ -103,8 +103,14 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/resources/{id}/state", s.getState)
 	mux.HandleFunc("POST /v1/resources/{id}/updates", s.publish)
 	mux.HandleFunc("GET /v1/resources/{id}/updates", s.subscribe)
+	mux.HandleFunc("POST /v1/assets", s.createAsset)
+	mux.HandleFunc("POST /v1/assets/{id}/issue", s.issue)
+	mux.HandleFunc("GET /v1/assets/{id}/balances/{account}", s.balance)
+	mux.HandleFunc("POST /v1/transactions", s.transaction)
+	mux.HandleFunc("GET /v1/receipts/{txid}", s.receipt)
+	mux.HandleFunc("POST /v1/receipts/verify", s.verifyReceipt)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
-	return s.authenticate(resourceIDSegment(mux))
+	return s.authenticate(resourceIDSegment(assetIDSegment(mux)))
 }
 
 // Start listens and serves in the background.

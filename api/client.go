@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/finp2p/go-finp2p/discovery"
+	"github.com/finp2p/go-finp2p/ledger"
 	"github.com/finp2p/go-finp2p/node"
 )
 
@@ -212,6 +213,68 @@ func (c *Client) Subscribe(ctx context.Context, id string) (<-chan node.Update, 
 		}
 	}()
 	return ch, nil
+}
+
+// CreateAsset calls POST /v1/assets: the node creates one of its org's
+// assets on its ledger and answers with the ledger transaction. A refusal is
+// a *Problem, such as "not-owner", "asset-exists" or "bad-request".
+func (c *Client) CreateAsset(ctx context.Context, req CreateAssetRequest) (ledger.Transaction, error) {
+	var tx ledger.Transaction
+	err := c.do(ctx, http.MethodPost, "/v1/assets", req, &tx)
+	return tx, err
+}
+
+// IssueAsset calls POST /v1/assets/{id}/issue: the node credits new supply of
+// one of its org's assets to an account. A refusal is a *Problem, such as
+// "not-owner", "unknown-asset" or "bad-quantity".
+func (c *Client) IssueAsset(ctx context.Context, id string, req IssueRequest) (ledger.Transaction, error) {
+	var tx ledger.Transaction
+	err := c.do(ctx, http.MethodPost, assetsPath+url.PathEscape(id)+"/issue", req, &tx)
+	return tx, err
+}
+
+// Balance calls GET /v1/assets/{id}/balances/{account}: an account's balance
+// of one of the node's org's assets, from its ledger.
+func (c *Client) Balance(ctx context.Context, id, account string) (ledger.Balance, error) {
+	var bal ledger.Balance
+	err := c.do(ctx, http.MethodGet, assetsPath+url.PathEscape(id)+"/balances/"+url.PathEscape(account), nil, &bal)
+	return bal, err
+}
+
+// Execute calls POST /v1/transactions: the node asks the asset's owner to run
+// the operation and answers with the owner's signed receipt, verified and
+// kept. The same idempotency key returns the first receipt. A refusal is a
+// *Problem, such as "access-denied", "insufficient-balance" or
+// "idempotency-conflict"; a 502 is a failure to get an answer, which is safe
+// to retry with the same key.
+func (c *Client) Execute(ctx context.Context, req TransactionRequest) (ReceiptResponse, error) {
+	var resp ReceiptResponse
+	err := c.do(ctx, http.MethodPost, "/v1/transactions", req, &resp)
+	return resp, err
+}
+
+// Receipt calls GET /v1/receipts/{txid}: a receipt the node keeps, of a
+// transaction it asked for; else a *Problem of kind "receipt-not-found".
+func (c *Client) Receipt(ctx context.Context, txID string) (ReceiptResponse, error) {
+	var resp ReceiptResponse
+	err := c.do(ctx, http.MethodGet, receiptsPath+url.PathEscape(txID), nil, &resp)
+	return resp, err
+}
+
+// VerifyReceipt calls POST /v1/receipts/verify with a sealed receipt: the
+// node checks its signature and the signer's certificate at signing time. An
+// invalid receipt is a *Problem of kind "receipt-invalid" whose detail says
+// why.
+func (c *Client) VerifyReceipt(ctx context.Context, sealed []byte) (VerifyReceiptResponse, error) {
+	var resp VerifyReceiptResponse
+	path := receiptsPath + "verify"
+	body, err := c.send(ctx, http.MethodPost, path, "application/octet-stream", sealed)
+	if err == nil {
+		if err = json.Unmarshal(body, &resp); err != nil {
+			err = fmt.Errorf("%s %s: decode response: %w", http.MethodPost, path, err)
+		}
+	}
+	return resp, err
 }
 
 // event is one server-sent event, or a comment line.

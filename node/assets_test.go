@@ -173,6 +173,17 @@ func TestAssetTransferWithSignedReceipt(t *testing.T) {
 		t.Fatalf("after hold/release/rollback/redeem: alice %s bob %s", got, got2)
 	}
 
+	// The owner transacts on its own asset too, with the same checks.
+	if _, err := b.Issue(ctx, bond, "treasury@member-2", "5", "issue-3"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Transfer(ctx, node.AssetRequest{Asset: bond, From: "treasury@member-2", To: "desk@member-2", Quantity: "2", IdempotencyKey: "own-1"}); err != nil {
+		t.Fatalf("owner transfer: %v", err)
+	}
+	if got := balance("desk@member-2"); got != "2" {
+		t.Fatalf("desk after the owner's transfer: %s", got)
+	}
+
 	// Bad input changes nothing.
 	version, err := b.Ledger().Version(ctx)
 	if err != nil {

@@ -1017,6 +1017,108 @@ func TestCLINetwork(t *testing.T) {
 		}
 	})
 
+	// Assets: bank-a creates an asset, issues it to a bank-b user and grants
+	// bank-b transact; bank-b transfers between its users and keeps bank-a's
+	// signed receipt, which verifies, while a tampered copy does not; the
+	// founding node, outside the ACL, is refused.
+	t.Run("asset transfer with a signed receipt", func(t *testing.T) {
+		asset := "bank-a:102:" + uuid.NewString()
+		// Accounts are not resource ids: the ledger takes any account name.
+		const alice, bob = "alice@bank-b", "bob@bank-b"
+		onA := []string{"--repo", bankA.repo, "--api", nodeA.api}
+		onB := []string{"--repo", bankB.repo, "--api", nodeB.api}
+
+		// Without --key the command makes one and shows it, to retry with.
+		r := finp2p(t, append([]string{"create-asset", asset, "--decimals", "2"}, onA...)...)
+		if r.code != 0 || field(t, r.stdout, "operation") != "create-asset" || field(t, r.stdout, "decimals") != "2" {
+			t.Fatalf("create-asset: %s", r)
+		}
+		key := shownKey(t, r.stderr)
+		again := mustFinp2p(t, append([]string{"create-asset", asset, "--decimals", "2", "--key", key}, onA...)...)
+		if field(t, again, "transaction") != field(t, r.stdout, "transaction") {
+			t.Errorf("create-asset retried with key %s made transaction %s, the first %s", key, field(t, again, "transaction"), field(t, r.stdout, "transaction"))
+		}
+		out := mustFinp2p(t, append([]string{"issue", asset, "--to", alice, "--quantity", "100", "--key", "issue-1"}, onA...)...)
+		if field(t, out, "operation") != "issue" || field(t, out, "to") != alice || field(t, out, "quantity") != "100" {
+			t.Errorf("issue printed:\n%s", out)
+		}
+		waitFor(t, networkTimeout, "bank-a to hand the ACL of "+asset+" to bank-b", func() (bool, string) {
+			r := finp2p(t, append([]string{"acl", asset, "--grant", "bank-b=transact"}, onA...)...)
+			return r.code == 0 && r.stderr == "", r.String()
+		})
+
+		// The same key on every try: the owner transfers at most once.
+		transfer := append([]string{"transfer", asset, "--from", alice, "--to", bob, "--quantity", "40", "--key", "transfer-1"}, onB...)
+		waitFor(t, networkTimeout, "bank-b to transfer on "+asset, func() (bool, string) {
+			r := finp2p(t, transfer...)
+			out = r.stdout
+			return r.code == 0, r.String()
+		})
+		txID := field(t, out, "transaction")
+		for name, want := range map[string]string{
+			"operation": "transfer", "asset": asset, "from": alice, "to": bob, "quantity": "40",
+			"key": "bank-b/transfer-1", "signer": "bank-a (peer " + bankA.peer + ")", "requester": "bank-b",
+		} {
+			if got := field(t, out, name); got != want {
+				t.Errorf("transfer printed %s %q, want %q:\n%s", name, got, want, out)
+			}
+		}
+		if got := field(t, mustFinp2p(t, transfer...), "transaction"); got != txID {
+			t.Errorf("transfer retried with its key made transaction %s, the first %s", got, txID)
+		}
+		for account, want := range map[string]string{alice: "60", bob: "40"} {
+			out := mustFinp2p(t, append([]string{"balance", asset, account}, onA...)...)
+			if got := field(t, out, "current"); got != want || field(t, out, "available") != want || field(t, out, "held") != "0" {
+				t.Errorf("balance of %s:\n%s\nwant %s current and available, 0 held", account, out, want)
+			}
+		}
+		r = finp2p(t, append([]string{"balance", asset, alice}, onB...)...)
+		if r.code != 1 || !strings.Contains(r.stderr, "not the org's") {
+			t.Errorf("bank-b reading bank-a's ledger: %s\nwant exit 1 saying the asset is not its org's", r)
+		}
+
+		// bank-b saves the receipt; any member's node verifies it.
+		dir := t.TempDir()
+		file := filepath.Join(dir, "receipt")
+		out = mustFinp2p(t, append([]string{"receipt", txID, "--out", file}, onB...)...)
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := field(t, out, "receipt"), fmt.Sprintf("%d bytes written to %s", len(data), file); got != want || field(t, out, "transaction") != txID {
+			t.Errorf("receipt --out printed receipt %q, want %q:\n%s", got, want, out)
+		}
+		checkMode(t, file, 0o600)
+		for _, on := range [][]string{onB, {"--repo", tn.founder.repo, "--api", founder.api}} {
+			out := mustFinp2p(t, append([]string{"verify-receipt", file}, on...)...)
+			if field(t, out, "valid") != "yes" || field(t, out, "transaction") != txID || field(t, out, "signer") != "bank-a (peer "+bankA.peer+")" {
+				t.Errorf("verify-receipt through %s printed:\n%s", on[1], out)
+			}
+		}
+		tampered := filepath.Join(dir, "tampered")
+		data[len(data)/2] ^= 0x01
+		if err := os.WriteFile(tampered, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r = finp2p(t, append([]string{"verify-receipt", tampered}, onB...)...)
+		if r.code != 1 || !strings.Contains(r.stderr, "is not valid") || r.stdout != "" {
+			t.Errorf("verify-receipt of a tampered receipt: %s\nwant exit 1 saying it is not valid", r)
+		}
+		r = finp2p(t, append([]string{"receipt", "0123456789abcdef0123456789abcdef"}, onB...)...)
+		if r.code != 1 || !strings.Contains(r.stderr, "keeps no receipt") {
+			t.Errorf("receipt of an unknown transaction: %s\nwant exit 1 saying the node keeps none", r)
+		}
+
+		r = finp2p(t, "transfer", asset, "--from", alice, "--to", bob, "--quantity", "1", "--key", "founder-1", "--repo", tn.founder.repo, "--api", founder.api)
+		if r.code != 1 || !strings.Contains(r.stderr, "access-denied") || !strings.Contains(r.stderr, "founder") {
+			t.Errorf("the founder, outside the ACL, transferring: %s\nwant exit 1 saying access is denied", r)
+		}
+		r = finp2p(t, append([]string{"transfer", asset, "--from", alice, "--to", bob, "--quantity", "1000"}, onB...)...)
+		if r.code != 1 || !strings.Contains(r.stderr, "insufficient balance") {
+			t.Errorf("transferring more than alice holds: %s\nwant exit 1 saying the balance is insufficient", r)
+		}
+	})
+
 	// Revoke bank-b with the governance CA that certified it and hand the
 	// list to the founding node, which spreads it.
 	crlFile := filepath.Join(tn.dir, "bank-b-revoked.pem")
@@ -1066,6 +1168,22 @@ func TestCLINetwork(t *testing.T) {
 	for _, n := range []*testNode{nodeB, nodeA, founder} {
 		n.stop(t)
 	}
+}
+
+// shownKey is the idempotency key an asset command made up and showed on
+// standard error.
+func shownKey(t *testing.T, stderr string) string {
+	t.Helper()
+	f := strings.Fields(stderr)
+	for i := 0; i+2 < len(f); i++ {
+		if f[i] == "idempotency" && f[i+1] == "key" {
+			if _, err := uuid.Parse(f[i+2]); err == nil && strings.Contains(stderr, "--key "+f[i+2]) {
+				return f[i+2]
+			}
+		}
+	}
+	t.Fatalf("no idempotency key, and how to retry with it, on standard error:\n%s", stderr)
+	return ""
 }
 
 // TestCertifyTamperedCSR: a request whose signature does not verify is
@@ -1325,6 +1443,21 @@ func TestUsage(t *testing.T) {
 		{[]string{"publish", "bank-a:102:x", "--data", "", "--repo", t.TempDir()}, 1, "api.token"},
 		{[]string{"subscribe", "bank-a:102:x", "--repo", t.TempDir(), "--count", "-1"}, 2, "--count -1"},
 		{[]string{"subscribe", "bank-a:1:x", "--repo", t.TempDir()}, 1, `type part "1"`},
+		{[]string{"create-asset", "bank-a:102:x", "--repo", t.TempDir()}, 2, "--decimals is required"},
+		{[]string{"create-asset", "bank-a:102:x", "--repo", t.TempDir(), "--decimals", "19"}, 2, "--decimals 19"},
+		{[]string{"create-asset", "bank-a:102:x", "--decimals", "2"}, 2, "--repo is required"},
+		{[]string{"issue", "bank-a:102:x", "--repo", t.TempDir(), "--to", "alice"}, 2, "--quantity is required"},
+		{[]string{"balance", "bank-a:102:x", "--repo", t.TempDir()}, 2, "the asset ID and the ACCOUNT"},
+		{[]string{"balance", "bank-a:1:x", "alice", "--repo", t.TempDir()}, 1, `type part "1"`},
+		{[]string{"transfer", "bank-a:102:x", "--repo", t.TempDir(), "--from", "a", "--to", "b"}, 2, "--quantity is required"},
+		{[]string{"transfer", "bank-a:102:x", "--repo", t.TempDir(), "--hold", "h"}, 2, "flag provided but not defined: -hold"},
+		{[]string{"redeem", "bank-a:102:x", "--repo", t.TempDir(), "--quantity", "1"}, 2, "--from is required"},
+		{[]string{"release", "bank-a:102:x", "--repo", t.TempDir(), "--hold", "h"}, 2, "--to is required"},
+		{[]string{"rollback", "bank-a:102:x", "--repo", t.TempDir()}, 2, "--hold is required"},
+		{[]string{"rollback", "bank-a:102:x", "--repo", t.TempDir(), "--hold", "h"}, 1, "api.token"},
+		{[]string{"receipt", "--repo", t.TempDir()}, 2, "exactly one TXID"},
+		{[]string{"verify-receipt", "--repo", t.TempDir()}, 2, "exactly one FILE"},
+		{[]string{"verify-receipt", "nowhere.bin", "--repo", t.TempDir()}, 1, "nowhere.bin"},
 	} {
 		r := finp2p(t, c.args...)
 		if r.code != c.code || !strings.Contains(r.stderr+r.stdout, c.want) {
@@ -1351,8 +1484,9 @@ func TestDevnet(t *testing.T) {
 		"bank-a (payments, ethereum)", "bank-b (payments, canton)",
 		"resource advertisement", "public, found by bank-b", "restricted to bank-b, found by bank-b, 404 for governor",
 		"resource updates", "ACL grants bank-b read,subscribe; bank-b got the state, 403 for governor; bank-b received seq 1..3 in order",
+		"asset transfer", "100 issued to alice@bank-b; bank-b moved 40 to bob@bank-b, round trip ", "receipt signed by bank-a verified; balances at bank-a 60/40",
 		"revoke bank-b by governance CA", "publish CRL to governor's API",
-		"revoked member dropped by every node", "stop nodes", "report", "devnet: all 23 steps passed",
+		"revoked member dropped by every node", "stop nodes", "report", "devnet: all 24 steps passed",
 	} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("devnet output lacks %q:\n%s", want, r.stdout)

@@ -25,6 +25,7 @@ import (
 	"github.com/finp2p/go-finp2p/api"
 	"github.com/finp2p/go-finp2p/discovery"
 	"github.com/finp2p/go-finp2p/governance"
+	"github.com/finp2p/go-finp2p/ledger"
 	"github.com/finp2p/go-finp2p/node"
 	"github.com/finp2p/go-finp2p/resource"
 )
@@ -154,6 +155,11 @@ type devnet struct {
 	// asset is the public resource the resource step advertised; it stays
 	// advertised, for --keep.
 	asset string
+	// ledgerAsset is the asset the asset step created, its owner and an
+	// account holding some; the balances stay, for --keep.
+	ledgerAsset  string
+	assetOwner   *devnode
+	assetAccount string
 }
 
 func (d *devnet) nodes() []*devnode {
@@ -165,9 +171,9 @@ func runDevnet(ctx context.Context, args []string) error {
 		"Builds a FinP2P network on 127.0.0.1 from nothing and shows it working: a founding\n"+
 			"authority and genesis, a founding node, a governance organisation whose CA the founding\n"+
 			"authority certifies, N member organisations certified by that CA, every node started as\n"+
-			"its own 'finp2p run' process, membership, discovery, resource advertisement, ACLs, state\n"+
-			"and update topics checked through each node's API, then one member revoked and the\n"+
-			"revocation checked on every node.\n"+
+			"its own 'finp2p run' process, membership, discovery, resource advertisement, ACLs, state,\n"+
+			"update topics and an asset transfer with its signed receipt checked through each node's\n"+
+			"API, then one member revoked and the revocation checked on every node.\n"+
 			"Ends with a report; exit status 0 means every step passed.")
 	var dir string
 	var members int
@@ -313,6 +319,9 @@ func (d *devnet) build(ctx context.Context) error {
 		return err
 	}
 	if err := d.step(ctx, "resource updates", "", d.resourceUpdates); err != nil {
+		return err
+	}
+	if err := d.step(ctx, "asset transfer", "", d.assetTransfer); err != nil {
 		return err
 	}
 	d.revoked = d.memberNs[len(d.memberNs)-1]
@@ -1014,6 +1023,90 @@ func (d *devnet) resourceUpdates(ctx context.Context) (string, error) {
 		shortResourceID(id), allowed.org, allowed.org, refused.org, allowed.org, seqs[0], seqs[count-1], roundTook(time.Since(start))), nil
 }
 
+// assetTransfer has the first member create an asset on its ledger, issue
+// 100 to a user of another member and grant that member transact; that
+// member asks for a transfer of 40 between two of its users
+// (POST /v1/transactions) and gets the owner's signed receipt, which it
+// reads back (GET /v1/receipts/{txid}) and verifies (POST
+// /v1/receipts/verify); the owner's ledger then shows 60 and 40. Accounts
+// are plain names, not resource ids. The step reports the transfer's round
+// trip: the requester's API call, the signed request to the owner's node,
+// the ledger, the signed receipt back, verified and stored.
+func (d *devnet) assetTransfer(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
+	defer cancel()
+	owner := d.memberNs[0]
+	requester := append(slices.Clone(d.memberNs[1:]), d.governor, d.founding)[0]
+	id := owner.org + ":" + resource.TypeAsset + ":" + uuid.NewString()
+	alice, bob := "alice@"+requester.org, "bob@"+requester.org
+
+	if _, err := owner.client.CreateAsset(ctx, api.CreateAssetRequest{Asset: id, Decimals: 2, IdempotencyKey: "create-" + id}); err != nil {
+		return "", &stepError{log: owner.logPath, err: err}
+	}
+	if _, err := owner.client.IssueAsset(ctx, id, api.IssueRequest{To: alice, Quantity: "100", IdempotencyKey: "issue-" + id}); err != nil {
+		return "", &stepError{log: owner.logPath, err: err}
+	}
+	d.ledgerAsset, d.assetOwner, d.assetAccount = id, owner, alice
+	err := d.retry(ctx, owner, owner.org+" to hand the ACL of "+id+" to "+requester.org, func() (bool, string, error) {
+		acl, err := owner.client.SetACL(ctx, id, api.ACLRequest{Grants: map[string]string{requester.org: "transact"}})
+		if err != nil {
+			return false, "", err
+		}
+		return acl.Warning == "", acl.Warning, nil
+	})
+	if err != nil {
+		return "", err
+	}
+
+	// One idempotency key for every try: the owner transfers at most once.
+	req := api.TransactionRequest{Operation: ledger.OpTransfer, Asset: id, From: alice, To: bob, Quantity: "40", IdempotencyKey: "devnet-" + uuid.NewString()}
+	var rc api.ReceiptResponse
+	var roundTrip time.Duration
+	err = d.retry(ctx, requester, requester.org+" to transfer 40 of "+id, func() (bool, string, error) {
+		start := time.Now()
+		var err error
+		rc, err = requester.client.Execute(ctx, req)
+		roundTrip = time.Since(start)
+		return err == nil, "", err
+	})
+	if err != nil {
+		return "", err
+	}
+	tx := rc.Transaction
+	if tx.Operation != ledger.OpTransfer || tx.From != alice || tx.To != bob || tx.Quantity != "40" || rc.SignerOrg != owner.org || rc.SignerPeer != owner.peer.String() {
+		return "", fmt.Errorf("%s's receipt says %s of %s from %s to %s signed by %s (peer %s), want transfer of 40 from %s to %s signed by %s (peer %s)",
+			requester.org, tx.Operation, tx.Quantity, tx.From, tx.To, rc.SignerOrg, rc.SignerPeer, alice, bob, owner.org, owner.peer)
+	}
+	kept, err := requester.client.Receipt(ctx, tx.ID)
+	if err != nil {
+		return "", &stepError{log: requester.logPath, err: err}
+	}
+	if !bytes.Equal(kept.Receipt, rc.Receipt) {
+		return "", &stepError{log: requester.logPath, err: fmt.Errorf("%s keeps another receipt of %s than the transfer returned", requester.org, tx.ID)}
+	}
+	v, err := requester.client.VerifyReceipt(ctx, kept.Receipt)
+	if err != nil {
+		return "", &stepError{log: requester.logPath, err: fmt.Errorf("verify the receipt of %s: %w", tx.ID, err)}
+	}
+	if !v.Valid || v.Transaction.ID != tx.ID {
+		return "", fmt.Errorf("%s verified %+v, want the receipt of %s valid", requester.org, v, tx.ID)
+	}
+
+	var got []string
+	for _, account := range []string{alice, bob} {
+		bal, err := owner.client.Balance(ctx, id, account)
+		if err != nil {
+			return "", &stepError{log: owner.logPath, err: err}
+		}
+		got = append(got, bal.Current)
+	}
+	if got[0] != "60" || got[1] != "40" {
+		return "", fmt.Errorf("%s's ledger has %s for %s and %s for %s, want 60 and 40", owner.org, got[0], alice, got[1], bob)
+	}
+	return fmt.Sprintf("%s 100 issued to %s; %s moved 40 to %s, round trip %s, receipt signed by %s verified; balances at %s %s/%s",
+		shortResourceID(id), alice, requester.org, bob, roundTook(roundTrip), owner.org, owner.org, got[0], got[1]), nil
+}
+
 // retry calls f every pollInterval until it reports done, while n's node
 // runs. Errors are taken as passing (the network, the owner's node not
 // reached yet), except a *stepError and a problem other than a 502, which
@@ -1246,6 +1339,9 @@ func (d *devnet) keepRunning(ctx context.Context) {
 	fmt.Fprintf(d.out, "      finp2p resolve %s --repo %s\n", d.governor.org, example.repo)
 	if d.asset != "" {
 		fmt.Fprintf(d.out, "      finp2p find %s --repo %s\n", d.asset, example.repo)
+	}
+	if d.ledgerAsset != "" {
+		fmt.Fprintf(d.out, "      finp2p balance %s %s --repo %s\n", d.ledgerAsset, d.assetAccount, d.assetOwner.repo)
 	}
 	fmt.Fprintf(d.out, "      curl -H \"Authorization: Bearer $(cat %s)\" %s/v1/status\n",
 		filepath.Join(example.repo, node.TokenFileName), example.client.Base)

@@ -3,7 +3,9 @@
 // nodes and governance CAs, revokes certificates, runs a node with its HTTP
 // API, queries a running node, advertises, finds and withdraws resources
 // through it, sets their ACLs and state, fetches their state and publishes
-// and subscribes to their updates through it, and starts a whole local
+// and subscribes to their updates through it, creates and issues its org's
+// assets, asks assets' owners to transfer, redeem, hold and settle them and
+// keeps and verifies their signed receipts, and starts a whole local
 // development network of real node processes with one command
 // (`finp2p devnet`).
 package main
@@ -56,6 +58,16 @@ func commands() []command {
 		{"get", "fetch a resource's state from its owner, under the owner's ACL", runGet},
 		{"publish", "publish an update on one of the node's org's resource topics", runPublish},
 		{"subscribe", "print a resource's updates as they are published, in order", runSubscribe},
+		{"create-asset", "create one of the node's org's assets on its ledger", runCreateAsset},
+		{"issue", "issue a quantity of one of the node's org's assets to an account", runIssue},
+		{"balance", "show an account's balance of one of the node's org's assets", runBalance},
+		{"transfer", "have an asset's owner move a quantity between accounts; prints its signed receipt", runTransfer},
+		{"redeem", "have an asset's owner destroy a quantity of an account's balance", runRedeem},
+		{"hold", "have an asset's owner set a quantity of an account's balance aside", runHold},
+		{"release", "have an asset's owner settle a hold to an account", runRelease},
+		{"rollback", "have an asset's owner return a hold to its holder", runRollback},
+		{"receipt", "show, or save to a file, a signed receipt the node keeps", runReceipt},
+		{"verify-receipt", "check a signed receipt's signature and signer", runVerifyReceipt},
 		{"devnet", "start a local network of real node processes and show it working", runDevnet},
 	}
 }
