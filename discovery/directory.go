@@ -27,6 +27,8 @@ type Directory struct {
 
 	mu   sync.RWMutex
 	recs map[string]map[peer.ID]*Record
+	// peers indexes recs by peer, for Get on every relayed message.
+	peers map[peer.ID]*Record
 }
 
 // NewDirectory returns an empty directory that persists to ds (which the
@@ -35,7 +37,7 @@ func NewDirectory(ds datastore.Datastore, v *Verifier, log *slog.Logger) *Direct
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Directory{ds: ds, v: v, log: log, recs: make(map[string]map[peer.ID]*Record)}
+	return &Directory{ds: ds, v: v, log: log, recs: make(map[string]map[peer.ID]*Record), peers: make(map[peer.ID]*Record)}
 }
 
 func recordKey(org string, p peer.ID) datastore.Key {
@@ -121,7 +123,12 @@ func (d *Directory) setLocked(rec *Record) {
 		byPeer = make(map[peer.ID]*Record)
 		d.recs[rec.Ad.Org] = byPeer
 	}
+	if old := d.peers[rec.Ad.Peer]; old != nil && old.Ad.Org != rec.Ad.Org {
+		// A node whose certificate now names another org.
+		delete(d.recs[old.Ad.Org], rec.Ad.Peer)
+	}
 	byPeer[rec.Ad.Peer] = rec
+	d.peers[rec.Ad.Peer] = rec
 }
 
 // Org returns the current records of org's nodes, ordered by peer ID.
@@ -135,10 +142,8 @@ func (d *Directory) Org(org string) []*Record {
 func (d *Directory) Get(p peer.ID) (*Record, bool) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	for _, byPeer := range d.recs {
-		if rec := byPeer[p]; rec != nil && d.v.Current(rec) {
-			return rec, true
-		}
+	if rec := d.peers[p]; rec != nil && d.v.Current(rec) {
+		return rec, true
 	}
 	return nil, false
 }
@@ -202,6 +207,9 @@ func (d *Directory) Prune(ctx context.Context) error {
 				continue
 			}
 			delete(byPeer, p)
+			if d.peers[p] == rec {
+				delete(d.peers, p)
+			}
 			d.log.Debug("advertisement pruned", "org", org, "peer", p, "expires", rec.Ad.Expires.Format(time.RFC3339))
 		}
 		if len(byPeer) == 0 {
