@@ -126,6 +126,35 @@ func (c *Client) GetState(ctx context.Context, id string) ([]byte, error) {
 	return c.send(ctx, http.MethodGet, resourcesPath+url.PathEscape(id)+"/state", "", nil)
 }
 
+// CreateUser calls POST /v1/users: the node creates a user profile of its
+// org, keeping the user's key, with details as the user resource's private
+// data, and answers with the user's FinID and resource id.
+func (c *Client) CreateUser(ctx context.Context, details []byte) (node.User, error) {
+	var user node.User
+	body, err := c.send(ctx, http.MethodPost, "/v1/users", "application/octet-stream", details)
+	if err == nil {
+		if err = json.Unmarshal(body, &user); err != nil {
+			err = fmt.Errorf("%s %s: decode response: %w", http.MethodPost, "/v1/users", err)
+		}
+	}
+	return user, err
+}
+
+// SetPrivateData calls PUT /v1/resources/{id}/private: the node serves data
+// as the private data of one of its org's resources to the orgs its ACL lets
+// query. A refusal is a *Problem, such as "not-owner" or "too-large".
+func (c *Client) SetPrivateData(ctx context.Context, id string, data []byte) error {
+	_, err := c.send(ctx, http.MethodPut, resourcesPath+url.PathEscape(id)+"/private", "application/octet-stream", data)
+	return err
+}
+
+// QueryPrivateData calls GET /v1/resources/{id}/private: the node asks the
+// resource's owner for its private data. A refusal is a *Problem of kind
+// "access-denied", "rate-limited" or "resource-not-found".
+func (c *Client) QueryPrivateData(ctx context.Context, id string) ([]byte, error) {
+	return c.send(ctx, http.MethodGet, resourcesPath+url.PathEscape(id)+"/private", "", nil)
+}
+
 // PublishUpdate calls POST /v1/resources/{id}/updates: the node publishes
 // data on the resource's topic and answers with its sequence number.
 func (c *Client) PublishUpdate(ctx context.Context, id string, data []byte) (PublishResponse, error) {

@@ -135,14 +135,14 @@ func pathResourceID(w http.ResponseWriter, r *http.Request) (resource.ID, bool) 
 
 // resourceSubpaths are the parts of a resource that have their own
 // endpoints, /v1/resources/{id}/acl and so on.
-var resourceSubpaths = []string{"acl", "state", "updates"}
+var resourceSubpaths = []string{"acl", "state", "updates", "private"}
 
 // resourceIDSegment lets the URI form of a resource id be written unescaped
 // in the path, as in GET /v1/resources/finp2p://bank-x/102/abc: the mux would
 // otherwise split it at its slashes and redirect to a path without the "//".
 // Everything after /v1/resources/ becomes one path segment, so ParseID sees
 // it whole and reports what is wrong with it, except a last segment naming a
-// part of the resource (/acl, /state, /updates) after a valid id. An id's
+// part of the resource (/acl, /state, /updates, /private) after a valid id. An id's
 // parts hold no slash, so finp2p://bank-x/102/acl is resource "acl", not the
 // ACL of an id missing its last part.
 func resourceIDSegment(next http.Handler) http.Handler {

@@ -1017,6 +1017,50 @@ func TestCLINetwork(t *testing.T) {
 		}
 	})
 
+	// Users: bank-b creates a user and grants bank-a query on it; bank-a
+	// reads the user's details, and the new ones once bank-b sets them; the
+	// founding node, granted nothing, is refused.
+	t.Run("create-user and private data", func(t *testing.T) {
+		details := `{"name": "Alice"}`
+		out := mustFinp2p(t, "create-user", "--data", details, "--repo", bankB.repo, "--api", nodeB.api)
+		finID, user := field(t, out, "finid"), field(t, out, "resource")
+		if len(finID) != 66 || (!strings.HasPrefix(finID, "02") && !strings.HasPrefix(finID, "03")) || user != "bank-b:101:"+finID {
+			t.Fatalf("create-user printed finid %q and resource %q, want a compressed public key and bank-b:101:<finid>", finID, user)
+		}
+		waitFor(t, networkTimeout, "bank-b to hand the ACL of "+user+" to bank-a", func() (bool, string) {
+			r := finp2p(t, "acl", user, "--repo", bankB.repo, "--api", nodeB.api, "--grant", "bank-a=query")
+			return r.code == 0 && r.stderr == "", r.String()
+		})
+		if got := mustFinp2p(t, "private", user, "--repo", bankA.repo, "--api", nodeA.api); got != details {
+			t.Errorf("bank-a got details %q, want %q", got, details)
+		}
+		r := finp2p(t, "private", user, "--repo", tn.founder.repo, "--api", founder.api)
+		if r.code != 1 || !strings.Contains(r.stderr, "access denied") || r.stdout != "" {
+			t.Errorf("the founder, granted nothing, querying the user: %s\nwant exit 1 saying access is denied", r)
+		}
+
+		// Set from standard input; query into a file; a user from a file, as JSON.
+		if r := finp2pStdin(t, "name: Alice B.", "private", user, "--set", "-", "--repo", bankB.repo, "--api", nodeB.api); r.code != 0 ||
+			field(t, r.stdout, "private") != "14 bytes stored" {
+			t.Fatalf("private --set from standard input: %s", r)
+		}
+		r = finp2pStdin(t, "forged", "private", user, "--set", "-", "--repo", bankA.repo, "--api", nodeA.api)
+		if r.code != 1 || !strings.Contains(r.stderr, "not the node's org's") {
+			t.Errorf("bank-a setting bank-b's user: %s\nwant exit 1 saying it is not its org's", r)
+		}
+		gotFile := filepath.Join(t.TempDir(), "details")
+		mustFinp2p(t, "private", user, "--out", gotFile, "--repo", bankA.repo, "--api", nodeA.api)
+		if data, err := os.ReadFile(gotFile); err != nil || string(data) != "name: Alice B." {
+			t.Errorf("private --out wrote %q (%v), want %q", data, err, "name: Alice B.")
+		}
+		checkMode(t, gotFile, 0o600)
+		var created node.User
+		out = mustFinp2p(t, "create-user", gotFile, "--json", "--repo", bankB.repo, "--api", nodeB.api)
+		if err := json.Unmarshal([]byte(out), &created); err != nil || created.Resource.Org() != "bank-b" || created.FinID == finID {
+			t.Errorf("create-user --json printed %q (%v), want another bank-b user", out, err)
+		}
+	})
+
 	// Assets: bank-a creates an asset, issues it to a bank-b user and grants
 	// bank-b transact; bank-b transfers between its users and keeps bank-a's
 	// signed receipt, which verifies, while a tampered copy does not; the
@@ -1443,6 +1487,12 @@ func TestUsage(t *testing.T) {
 		{[]string{"publish", "bank-a:102:x", "--data", "", "--repo", t.TempDir()}, 1, "api.token"},
 		{[]string{"subscribe", "bank-a:102:x", "--repo", t.TempDir(), "--count", "-1"}, 2, "--count -1"},
 		{[]string{"subscribe", "bank-a:1:x", "--repo", t.TempDir()}, 1, `type part "1"`},
+		{[]string{"create-user", "--repo", t.TempDir()}, 2, "exactly one of --data and FILE"},
+		{[]string{"create-user", "--data", "x"}, 2, "--repo is required"},
+		{[]string{"create-user", "nowhere.json", "--repo", t.TempDir()}, 1, "nowhere.json"},
+		{[]string{"private", "--repo", t.TempDir()}, 2, "exactly one ID"},
+		{[]string{"private", "bank-a:101:x", "--repo", t.TempDir(), "--set", "-", "--out", "f"}, 2, "give at most one"},
+		{[]string{"private", "bank-a:101:x", "--repo", t.TempDir()}, 1, "api.token"},
 		{[]string{"create-asset", "bank-a:102:x", "--repo", t.TempDir()}, 2, "--decimals is required"},
 		{[]string{"create-asset", "bank-a:102:x", "--repo", t.TempDir(), "--decimals", "19"}, 2, "--decimals 19"},
 		{[]string{"create-asset", "bank-a:102:x", "--decimals", "2"}, 2, "--repo is required"},

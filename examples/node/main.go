@@ -3,7 +3,8 @@
 // nodes and governance CAs, revokes certificates, runs a node with its HTTP
 // API, queries a running node, advertises, finds and withdraws resources
 // through it, sets their ACLs and state, fetches their state and publishes
-// and subscribes to their updates through it, creates and issues its org's
+// and subscribes to their updates through it, creates its org's users and
+// sets and queries resources' private data, creates and issues its org's
 // assets, asks assets' owners to transfer, redeem, hold and settle them and
 // keeps and verifies their signed receipts, and starts a whole local
 // development network of real node processes with one command
@@ -58,6 +59,8 @@ func commands() []command {
 		{"get", "fetch a resource's state from its owner, under the owner's ACL", runGet},
 		{"publish", "publish an update on one of the node's org's resource topics", runPublish},
 		{"subscribe", "print a resource's updates as they are published, in order", runSubscribe},
+		{"create-user", "create a user profile of the node's org: its FinID, key and private details", runCreateUser},
+		{"private", "query a resource's private data from its owner under its ACL, or set the org's own", runPrivate},
 		{"create-asset", "create one of the node's org's assets on its ledger", runCreateAsset},
 		{"issue", "issue a quantity of one of the node's org's assets to an account", runIssue},
 		{"balance", "show an account's balance of one of the node's org's assets", runBalance},
