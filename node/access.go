@@ -329,12 +329,7 @@ func (n *Node) sendToOrg(ctx context.Context, org string, do func(context.Contex
 	}
 	var errs []string
 	for _, nd := range res.Nodes {
-		ai := peer.AddrInfo{ID: nd.Peer}
-		for _, s := range nd.Addrs {
-			if a, err := ma.NewMultiaddr(s); err == nil {
-				ai.Addrs = append(ai.Addrs, a)
-			}
-		}
+		ai := addrInfo(nd.Peer, nd.Addrs)
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		_, err := n.Connect(cctx, ai)
 		if err == nil {
@@ -365,6 +360,18 @@ func (n *Node) sendToOrg(ctx context.Context, org string, do func(context.Contex
 type refusal struct{ error }
 
 func (r refusal) Unwrap() error { return r.error }
+
+// addrInfo is how to dial p at the advertised addresses (the unparsable
+// ones left out).
+func addrInfo(p peer.ID, addrs []string) peer.AddrInfo {
+	ai := peer.AddrInfo{ID: p}
+	for _, s := range addrs {
+		if a, err := ma.NewMultiaddr(s); err == nil {
+			ai.Addrs = append(ai.Addrs, a)
+		}
+	}
+	return ai
+}
 
 // request writes req on a new stream of proto to p and reads the reply.
 func (n *Node) request(ctx context.Context, p peer.ID, pid protocol.ID, req, reply proto.Message, max int) error {

@@ -22,7 +22,6 @@ import (
 	gossip "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/finp2p/go-finp2p/protocols"
@@ -428,13 +427,7 @@ func (u *updates) baseline(ctx context.Context, t *updateTopic) {
 func (u *updates) head(ctx context.Context, t *updateTopic, p peer.ID, addrs []string) (uint64, bool) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	ai := peer.AddrInfo{ID: p}
-	for _, s := range addrs {
-		if a, err := ma.NewMultiaddr(s); err == nil {
-			ai.Addrs = append(ai.Addrs, a)
-		}
-	}
-	if _, err := u.n.Connect(ctx, ai); err != nil {
+	if _, err := u.n.Connect(ctx, addrInfo(p, addrs)); err != nil {
 		return 0, false
 	}
 	var reply pb.UpdatesResponse

@@ -3,7 +3,6 @@ package resource
 import (
 	"bytes"
 	"crypto/ed25519"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"maps"
@@ -16,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/finp2p/go-finp2p/governance"
+	"github.com/finp2p/go-finp2p/internal/signedrecord"
 	"github.com/finp2p/go-finp2p/resource/pb"
 )
 
@@ -283,7 +283,7 @@ func SealACL(acl ACL, chain [][]byte, key crypto.PrivKey) ([]byte, error) {
 	if err := acl.Validate(); err != nil {
 		return nil, fmt.Errorf("seal ACL: %w", err)
 	}
-	if err := checkLeafKey(chain, key); err != nil {
+	if err := signedrecord.CheckLeafKey(chain, key, ErrForged); err != nil {
 		return nil, fmt.Errorf("seal ACL of %s: %w", acl.Resource, err)
 	}
 	env, err := record.Seal(&SignedACL{ACL: acl, Chain: chain}, key)
@@ -298,29 +298,6 @@ func SealACL(acl ACL, chain [][]byte, key crypto.PrivKey) ([]byte, error) {
 		return nil, fmt.Errorf("%w: sealed ACL of %s is %d bytes, at most %d", ErrTooLarge, acl.Resource, len(data), MaxACLSize)
 	}
 	return data, nil
-}
-
-// checkLeafKey makes sure the chain's leaf certifies key, so a node does not
-// publish an ACL every receiver would refuse.
-func checkLeafKey(chain [][]byte, key crypto.PrivKey) error {
-	if len(chain) == 0 {
-		return fmt.Errorf("%w: no certificate chain", ErrForged)
-	}
-	leaf, err := x509.ParseCertificate(chain[0])
-	if err != nil {
-		return fmt.Errorf("leaf certificate: %w", err)
-	}
-	if key == nil || key.Type() != crypto.Ed25519 {
-		return fmt.Errorf("%w: signing key is not Ed25519", ErrForged)
-	}
-	raw, err := key.GetPublic().Raw()
-	if err != nil {
-		return fmt.Errorf("signing key: %w", err)
-	}
-	if pub, ok := leaf.PublicKey.(ed25519.PublicKey); !ok || !pub.Equal(ed25519.PublicKey(raw)) {
-		return fmt.Errorf("%w: leaf certificate %q is not the signing key's", ErrForged, leaf.Subject.String())
-	}
-	return nil
 }
 
 // ACLVerifier applies the checks every receiver of a sealed ACL makes: a
