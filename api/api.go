@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -46,6 +47,12 @@ type Config struct {
 	Gatherer prometheus.Gatherer
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// TokenFile, if set, is where the operator finds the token; a 401
+	// problem names it.
+	TokenFile string
+	// Listener, if set, is served instead of listening on Addr, so a
+	// caller can claim the port before starting the node.
+	Listener net.Listener
 }
 
 // Server is the HTTP API of one node.
@@ -54,6 +61,8 @@ type Server struct {
 	log *slog.Logger
 	srv *http.Server
 	ln  net.Listener
+
+	metricsHandler http.Handler
 
 	// stopping is closed by Close, which ends the event streams: Shutdown
 	// waits for requests in flight and would wait for them forever.
@@ -79,6 +88,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "api"), stopping: make(chan struct{})}
+	s.metricsHandler = promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})
 	s.srv = &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -87,40 +97,14 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Handler is the API's router with authentication applied.
-func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/status", s.status)
-	mux.HandleFunc("POST /v1/revocations", s.revocations)
-	mux.HandleFunc("GET /v1/orgs", s.orgs)
-	mux.HandleFunc("GET /v1/orgs/{org}", s.resolve)
-	mux.HandleFunc("POST /v1/resources", s.advertise)
-	mux.HandleFunc("GET /v1/resources/{id}", s.findResource)
-	mux.HandleFunc("DELETE /v1/resources/{id}", s.withdraw)
-	mux.HandleFunc("PUT /v1/resources/{id}/acl", s.setACL)
-	mux.HandleFunc("GET /v1/resources/{id}/acl", s.getACL)
-	mux.HandleFunc("PUT /v1/resources/{id}/state", s.putState)
-	mux.HandleFunc("GET /v1/resources/{id}/state", s.getState)
-	mux.HandleFunc("POST /v1/resources/{id}/updates", s.publish)
-	mux.HandleFunc("GET /v1/resources/{id}/updates", s.subscribe)
-	mux.HandleFunc("PUT /v1/resources/{id}/private", s.putPrivate)
-	mux.HandleFunc("GET /v1/resources/{id}/private", s.getPrivate)
-	mux.HandleFunc("POST /v1/users", s.createUser)
-	mux.HandleFunc("POST /v1/assets", s.createAsset)
-	mux.HandleFunc("POST /v1/assets/{id}/issue", s.issue)
-	mux.HandleFunc("GET /v1/assets/{id}/balances/{account}", s.balance)
-	mux.HandleFunc("POST /v1/transactions", s.transaction)
-	mux.HandleFunc("GET /v1/receipts/{txid}", s.receipt)
-	mux.HandleFunc("POST /v1/receipts/verify", s.verifyReceipt)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
-	return s.authenticate(resourceIDSegment(assetIDSegment(mux)))
-}
-
-// Start listens and serves in the background.
+// Start listens (on Config.Listener if set) and serves in the background.
 func (s *Server) Start() error {
-	ln, err := net.Listen("tcp", s.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("api: listen on %s: %w", s.cfg.Addr, err)
+	ln := s.cfg.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", s.cfg.Addr); err != nil {
+			return fmt.Errorf("api: listen on %s: %w", s.cfg.Addr, err)
+		}
 	}
 	s.ln = ln
 	go func() {
@@ -150,17 +134,35 @@ func (s *Server) Close(ctx context.Context) error {
 	return nil
 }
 
+// authenticate lets a request through only with the bearer token; the
+// problem says how to send it and where the token is.
 func (s *Server) authenticate(next http.Handler) http.Handler {
-	want := []byte("Bearer " + s.cfg.Token)
+	want := []byte(s.cfg.Token)
+	where := "the api.token file of the node's repo"
+	if s.cfg.TokenFile != "" {
+		where = s.cfg.TokenFile
+	}
+	how := "send 'Authorization: Bearer <token>' with the token from " + where
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := []byte(r.Header.Get("Authorization"))
-		if subtle.ConstantTimeCompare(got, want) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="finp2p"`)
-			writeProblem(w, http.StatusUnauthorized, "unauthorized",
-				"missing or wrong bearer token: send the token from the repo's api.token as 'Authorization: Bearer <token>'")
+		header := r.Header.Get("Authorization")
+		// The scheme is case-insensitive (RFC 9110, section 11.1).
+		scheme, token, _ := strings.Cut(header, " ")
+		bearer := strings.EqualFold(scheme, "Bearer")
+		if bearer && subtle.ConstantTimeCompare([]byte(token), want) == 1 {
+			next.ServeHTTP(w, r)
 			return
 		}
-		next.ServeHTTP(w, r)
+		var detail string
+		switch {
+		case header == "":
+			detail = "no bearer token: " + how
+		case !bearer:
+			detail = "the Authorization header is not a bearer token: " + how
+		default:
+			detail = "wrong bearer token: " + how
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="finp2p"`)
+		writeProblem(w, http.StatusUnauthorized, "unauthorized", detail)
 	})
 }
 
@@ -321,10 +323,16 @@ func nonNil(list []string) []string {
 }
 
 // decodeJSON reads a size-limited JSON body strictly; on failure it has
-// already written the problem.
+// already written the problem, which names the JSON error, where it is in
+// the body and the field when there is one.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		writeProblem(w, http.StatusUnsupportedMediaType, "unsupported-media-type", "send the request body as application/json")
+		return false
+	}
+	if r.ContentLength > MaxRequestBody {
+		writeProblem(w, http.StatusRequestEntityTooLarge, "body-too-large",
+			fmt.Sprintf("request body of %d bytes is over the limit of %d bytes", r.ContentLength, MaxRequestBody))
 		return false
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxRequestBody))
@@ -332,17 +340,92 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	if err := dec.Decode(v); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			writeProblem(w, http.StatusRequestEntityTooLarge, "body-too-large", fmt.Sprintf("request body is over %d bytes", MaxRequestBody))
+			writeProblem(w, http.StatusRequestEntityTooLarge, "body-too-large", fmt.Sprintf("request body is over the limit of %d bytes", MaxRequestBody))
 			return false
 		}
-		writeProblem(w, http.StatusBadRequest, "bad-json", fmt.Sprintf("request body: %v", err))
+		writeProblem(w, http.StatusBadRequest, "bad-json", "request body: "+jsonProblem(err, dec.InputOffset(), v))
 		return false
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		writeProblem(w, http.StatusBadRequest, "bad-json", "request body holds more than one JSON value")
+		writeProblem(w, http.StatusBadRequest, "bad-json", fmt.Sprintf("request body holds more than one JSON value (the second starts after byte offset %d)", dec.InputOffset()))
 		return false
 	}
 	return true
+}
+
+// jsonProblem says what is wrong with a JSON body that failed to decode
+// into v at offset: the syntax error, the field of the wrong type or the
+// unknown field (with the fields v takes).
+func jsonProblem(err error, offset int64, v any) string {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.Is(err, io.EOF):
+		return "empty: send a JSON object"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "the JSON ends early: it is cut short or a bracket is not closed"
+	case errors.As(err, &syntax):
+		// Offset counts the bytes read, the bad one included.
+		return fmt.Sprintf("not valid JSON at byte offset %d: %v", syntax.Offset-1, syntax)
+	case errors.As(err, &typ) && typ.Field != "":
+		return fmt.Sprintf("field %q is a JSON %s, want %s (the value ends at byte offset %d)", typ.Field, typ.Value, jsonKind(typ.Type), typ.Offset)
+	case errors.As(err, &typ):
+		return fmt.Sprintf("the body is a JSON %s, want %s", typ.Value, jsonKind(typ.Type))
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return fmt.Sprintf("unknown field %s (before byte offset %d); this endpoint takes %s", name, offset, strings.Join(jsonFields(v), ", "))
+	}
+	// An error of a field's own decoder, such as bad base64.
+	return fmt.Sprintf("%v (before byte offset %d)", err, offset)
+}
+
+// jsonKind names the JSON a Go type decodes from.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return "a base64 string"
+		}
+		return "an array"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	}
+	return t.String()
+}
+
+// jsonFields lists the JSON names of the fields of the struct v points to.
+func jsonFields(v any) []string {
+	t := reflect.TypeOf(v)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	var names []string
+	for _, f := range reflect.VisibleFields(t) {
+		if !f.IsExported() || f.Anonymous {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch name {
+		case "-":
+			continue
+		case "":
+			name = f.Name
+		}
+		names = append(names, name)
+	}
+	return names
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

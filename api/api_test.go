@@ -266,8 +266,8 @@ func TestOrgsResolveOnNetwork(t *testing.T) {
 	if n.Peer != custodian.ID() || n.Role != "member" || len(n.Addrs) == 0 || n.Seq == 0 || !n.Expires.After(time.Now()) {
 		t.Fatalf("custodian-b's node = %+v, want peer %s, role member, addresses, a sequence number and a future expiry", n, custodian.ID())
 	}
-	if !slices.Equal(n.Services, []string{"custody"}) || !slices.Equal(n.Ledgers, []string{"ethereum"}) {
-		t.Fatalf("custodian-b advertises services %v ledgers %v, want [custody] [ethereum]", n.Services, n.Ledgers)
+	if !slices.Equal(n.Services, []string{"custody"}) || !slices.Equal(n.Ledgers, []string{"custodian-b/embedded", "ethereum"}) {
+		t.Fatalf("custodian-b advertises services %v ledgers %v, want [custody] [custodian-b/embedded ethereum]", n.Services, n.Ledgers)
 	}
 
 	orgsOf := func(list []discovery.Resolution) []string {

@@ -23,6 +23,9 @@ type Client struct {
 	Base string
 	// Token is the bearer token from the node's repo.
 	Token string
+	// TokenFile, if set, is the file Token was read from; the error of a
+	// refused token names it.
+	TokenFile string
 	// HTTP defaults to a client with a 30s timeout.
 	HTTP *http.Client
 }
@@ -200,7 +203,7 @@ func (c *Client) Subscribe(ctx context.Context, id string) (<-chan node.Update, 
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		resp.Body.Close()
 		cancel()
-		return nil, fail(problemOf(resp, data))
+		return nil, fail(c.problemOf(resp, data))
 	}
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
 		resp.Body.Close()
@@ -422,17 +425,28 @@ func (c *Client) send(ctx context.Context, method, path, contentType string, bod
 		return nil, fmt.Errorf("%s %s: read response: %w", method, path, err)
 	}
 	if resp.StatusCode >= 300 {
-		return nil, fmt.Errorf("%s %s: %w", method, path, problemOf(resp, data))
+		return nil, fmt.Errorf("%s %s: %w", method, path, c.problemOf(resp, data))
 	}
 	return data, nil
 }
 
 // problemOf is the error of a response with an error status: its problem,
-// or the status and body when it is not one.
-func problemOf(resp *http.Response, data []byte) error {
+// or the status and body when it is not one. A refused token also says
+// which token was sent, so the operator knows which file to check.
+func (c *Client) problemOf(resp *http.Response, data []byte) error {
+	var err error
 	p := &Problem{}
 	if json.Unmarshal(data, p) != nil || p.Status == 0 {
-		return fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(data))
+		err = fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(data))
+	} else {
+		err = p
 	}
-	return p
+	switch {
+	case resp.StatusCode != http.StatusUnauthorized:
+	case c.TokenFile != "":
+		err = fmt.Errorf("the node at %s refused the API token from %s (is that the repo of the node at this address?): %w", c.Base, c.TokenFile, err)
+	default:
+		err = fmt.Errorf("the node at %s refused the API token: %w", c.Base, err)
+	}
+	return err
 }

@@ -235,11 +235,15 @@ func readRaw(w http.ResponseWriter, r *http.Request, max int, what string) ([]by
 			fmt.Sprintf("send the %s as application/octet-stream, not %s", what, ct))
 		return nil, false
 	}
+	if r.ContentLength > int64(max) {
+		writeProblem(w, http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("%s of %d bytes: over the limit of %d bytes", what, r.ContentLength, max))
+		return nil, false
+	}
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(max)))
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		writeProblem(w, http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("the %s is over %d bytes", what, max))
+		writeProblem(w, http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("%s: over the limit of %d bytes", what, max))
 		return nil, false
 	case err != nil:
 		writeProblem(w, http.StatusBadRequest, "bad-body", fmt.Sprintf("read the %s: %v", what, err))

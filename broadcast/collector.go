@@ -158,12 +158,8 @@ func (c *Collector) dropLocked(p peer.ID, err error) error {
 // claimedPeer is the peer a response that failed verification claims to
 // come from, read without trusting it; empty if it names none.
 func claimedPeer(sealed []byte) peer.ID {
-	var env recordpb.Envelope
-	if proto.Unmarshal(sealed, &env) != nil {
-		return ""
-	}
-	var m pb.Response
-	if proto.Unmarshal(env.Payload, &m) != nil {
+	m := claimed(sealed)
+	if m == nil {
 		return ""
 	}
 	p, err := parsePeer(m.Peer)
@@ -171,6 +167,39 @@ func claimedPeer(sealed []byte) peer.ID {
 		return ""
 	}
 	return p
+}
+
+// ClaimedRequestID is the request id a sealed response names, read without
+// verifying anything, so the origin can find the Collector that verifies
+// it; empty if it names none.
+func ClaimedRequestID(sealed []byte) string {
+	if m := claimed(sealed); m != nil {
+		return m.RequestId
+	}
+	return ""
+}
+
+func claimed(sealed []byte) *pb.Response {
+	if len(sealed) > MaxResponseSize {
+		return nil
+	}
+	var env recordpb.Envelope
+	if proto.Unmarshal(sealed, &env) != nil {
+		return nil
+	}
+	var m pb.Response
+	if proto.Unmarshal(env.Payload, &m) != nil {
+		return nil
+	}
+	return &m
+}
+
+// Responded is the number of responses counted so far, answers and
+// "cannot answer" alike.
+func (c *Collector) Responded() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.accepted)
 }
 
 // Done says whether the quorum of valid answers has been reached. Answers

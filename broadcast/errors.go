@@ -38,4 +38,9 @@ var (
 	ErrOutOfScope = errors.New("broadcast response from outside the scope")
 	// ErrDuplicate: a second response from the same node.
 	ErrDuplicate = errors.New("duplicate broadcast response")
+	// ErrQuorumTooLarge: a request asking for more responses than its
+	// scope has nodes.
+	ErrQuorumTooLarge = errors.New("broadcast quorum larger than the scope")
+	// ErrEmptyScope: a scope in which the origin knows no node to ask.
+	ErrEmptyScope = errors.New("no node in the broadcast scope")
 )

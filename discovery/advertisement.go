@@ -7,6 +7,7 @@
 package discovery
 
 import (
+	"crypto/ecdh"
 	"errors"
 	"fmt"
 	"slices"
@@ -67,7 +68,13 @@ type Advertisement struct {
 	Expires   time.Time
 	// Chain is the node's DER certificate chain, leaf first, without root.
 	Chain [][]byte
+	// EncryptionKey is the node's X25519 public key for broadcast payloads
+	// sealed to it, EncryptionKeySize bytes; empty if it has none.
+	EncryptionKey []byte
 }
+
+// EncryptionKeySize is the size of an advertised X25519 public key.
+const EncryptionKeySize = 32
 
 var _ record.Record = (*Advertisement)(nil)
 
@@ -80,17 +87,18 @@ func (a *Advertisement) Codec() []byte { return []byte(payloadType) }
 // MarshalRecord encodes the advertisement as its protobuf message.
 func (a *Advertisement) MarshalRecord() ([]byte, error) {
 	m := &pb.Advertisement{
-		Network:   a.Network,
-		Org:       a.Org,
-		FinId:     a.FinID,
-		Peer:      []byte(a.Peer),
-		Protocols: a.Protocols,
-		Services:  a.Services,
-		Ledgers:   a.Ledgers,
-		Version:   a.Version,
-		Seq:       a.Seq,
-		Expires:   a.Expires.Unix(),
-		Chain:     a.Chain,
+		Network:       a.Network,
+		Org:           a.Org,
+		FinId:         a.FinID,
+		Peer:          []byte(a.Peer),
+		Protocols:     a.Protocols,
+		Services:      a.Services,
+		Ledgers:       a.Ledgers,
+		Version:       a.Version,
+		Seq:           a.Seq,
+		Expires:       a.Expires.Unix(),
+		Chain:         a.Chain,
+		EncryptionKey: a.EncryptionKey,
 	}
 	for _, addr := range a.Addrs {
 		m.Addrs = append(m.Addrs, addr.Bytes())
@@ -119,6 +127,11 @@ func (a *Advertisement) UnmarshalRecord(data []byte) error {
 	case len(m.Ledgers) > MaxLedgers:
 		return fmt.Errorf("%w: %d ledgers, at most %d", ErrMalformed, len(m.Ledgers), MaxLedgers)
 	}
+	if k := m.EncryptionKey; len(k) != 0 {
+		if _, err := ecdh.X25519().NewPublicKey(k); err != nil {
+			return fmt.Errorf("%w: encryption key of %d bytes is not an X25519 public key", ErrMalformed, len(k))
+		}
+	}
 	for _, list := range [][]string{m.Protocols, m.Services, m.Ledgers, {m.Version}} {
 		for _, s := range list {
 			if len(s) > MaxNameLen {
@@ -135,18 +148,19 @@ func (a *Advertisement) UnmarshalRecord(data []byte) error {
 		addrs = append(addrs, addr)
 	}
 	*a = Advertisement{
-		Network:   m.Network,
-		Org:       m.Org,
-		FinID:     m.FinId,
-		Peer:      p,
-		Addrs:     addrs,
-		Protocols: m.Protocols,
-		Services:  m.Services,
-		Ledgers:   m.Ledgers,
-		Version:   m.Version,
-		Seq:       m.Seq,
-		Expires:   time.Unix(m.Expires, 0).UTC(),
-		Chain:     m.Chain,
+		Network:       m.Network,
+		Org:           m.Org,
+		FinID:         m.FinId,
+		Peer:          p,
+		Addrs:         addrs,
+		Protocols:     m.Protocols,
+		Services:      m.Services,
+		Ledgers:       m.Ledgers,
+		Version:       m.Version,
+		Seq:           m.Seq,
+		Expires:       time.Unix(m.Expires, 0).UTC(),
+		Chain:         m.Chain,
+		EncryptionKey: m.EncryptionKey,
 	}
 	return nil
 }

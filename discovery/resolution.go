@@ -24,6 +24,8 @@ type NodeInfo struct {
 	Version   string    `json:"version"`
 	Seq       uint64    `json:"seq"`
 	Expires   time.Time `json:"expires"`
+	// EncryptionKey is the node's X25519 key for encrypted broadcasts.
+	EncryptionKey []byte `json:"encryption_key,omitempty"`
 }
 
 // Resolution is what is known of an org: its FinID and its nodes.
@@ -50,6 +52,8 @@ func Info(r *Record) NodeInfo {
 		Version:   r.Ad.Version,
 		Seq:       r.Ad.Seq,
 		Expires:   r.Ad.Expires,
+
+		EncryptionKey: r.Ad.EncryptionKey,
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	gossip "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -101,11 +102,13 @@ func (d *discoverer) build(force bool) (*discovery.Record, error) {
 		Addrs:     addrs,
 		Protocols: protos,
 		Services:  cfg.Services,
-		Ledgers:   cfg.Ledgers,
+		Ledgers:   d.n.advertisedLedgers(),
 		Version:   Version,
 		Seq:       seq,
 		Expires:   expires.Truncate(time.Second),
 		Chain:     d.chain,
+
+		EncryptionKey: d.n.bc.key.PublicKey().Bytes(),
 	}
 	sealed, err := discovery.Seal(ad, d.priv)
 	if err != nil {
@@ -137,15 +140,30 @@ func (d *discoverer) protocols() []string {
 }
 
 func (d *discoverer) register(p peer.ID, rec *discovery.Record) {
-	ctx, cancel := context.WithTimeout(d.ctx, discovery.StreamTimeout)
-	defer cancel()
-	if err := discovery.Register(ctx, d.n.host, p, rec.Sealed); err != nil {
-		if d.ctx.Err() == nil {
-			d.log.Warn("advertisement not registered", "registrar", p, "seq", rec.Ad.Seq, "error", err)
+	// A registrar that fails to take the record (a stream cut short while
+	// the network is busy) is tried again twice, so the org does not stay
+	// unlisted until the next periodic advertisement.
+	var err error
+	for attempt, wait := 0, time.Second; attempt < 3; attempt, wait = attempt+1, 2*wait {
+		ctx, cancel := context.WithTimeout(d.ctx, discovery.StreamTimeout)
+		err = discovery.Register(ctx, d.n.host, p, rec.Sealed)
+		cancel()
+		if err == nil {
+			d.log.Debug("advertisement registered", "registrar", p, "seq", rec.Ad.Seq)
+			return
 		}
-		return
+		if errors.Is(err, discovery.ErrNotRegistrar) || d.n.host.Network().Connectedness(p) != network.Connected {
+			break
+		}
+		select {
+		case <-time.After(wait):
+		case <-d.ctx.Done():
+			return
+		}
 	}
-	d.log.Debug("advertisement registered", "registrar", p, "seq", rec.Ad.Seq)
+	if d.ctx.Err() == nil {
+		d.log.Warn("advertisement not registered", "registrar", p, "seq", rec.Ad.Seq, "error", err)
+	}
 }
 
 // putDHT stores the current record under its DHT key and provides the org's

@@ -15,6 +15,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/finp2p/go-finp2p/governance"
 	"github.com/finp2p/go-finp2p/internal/atomicfile"
 	"github.com/finp2p/go-finp2p/ledger"
 )
@@ -72,6 +73,15 @@ type Config struct {
 	// AdvertisementTTL is how long an advertisement is valid; the node
 	// re-advertises well before it expires.
 	AdvertisementTTL Duration `json:"advertisement_ttl"`
+	// FollowLedgers are ledgers of other orgs this node keeps a replica of,
+	// received from each ledger's primary node; it answers balance and
+	// receipt-validation broadcasts from the replica. A ledger id names its
+	// org before the first "/" (e.g. "bank-a/embedded"), and only a node of
+	// that org is accepted as its primary.
+	FollowLedgers []string `json:"follow_ledgers,omitempty"`
+	// LedgerFollowers are the orgs allowed to replicate this node's
+	// embedded ledger; "*" allows every member.
+	LedgerFollowers []string `json:"ledger_followers,omitempty"`
 
 	datastore  datastore.Batching
 	ledger     ledger.Ledger
@@ -268,6 +278,29 @@ func WithLedgers(ledgers ...string) Option {
 	}
 }
 
+// WithFollowLedgers makes the node keep replicas of ledgers of other orgs.
+func WithFollowLedgers(ledgers ...string) Option {
+	return func(c *Config) error {
+		if err := checkFollowLedgers(ledgers); err != nil {
+			return err
+		}
+		c.FollowLedgers = append([]string(nil), ledgers...)
+		return nil
+	}
+}
+
+// WithLedgerFollowers sets the orgs allowed to replicate this node's
+// embedded ledger ("*" for every member).
+func WithLedgerFollowers(orgs ...string) Option {
+	return func(c *Config) error {
+		if err := checkFollowers(orgs); err != nil {
+			return err
+		}
+		c.LedgerFollowers = append([]string(nil), orgs...)
+		return nil
+	}
+}
+
 // WithAdvertisementTTL sets how long an advertisement is valid.
 func WithAdvertisementTTL(d time.Duration) Option {
 	return func(c *Config) error {
@@ -449,6 +482,46 @@ func (c *Config) Validate() error {
 	}
 	if err := checkAdvertisementTTL(time.Duration(c.AdvertisementTTL)); err != nil {
 		return fmt.Errorf("config: advertisement_ttl: %w", err)
+	}
+	if err := checkFollowLedgers(c.FollowLedgers); err != nil {
+		return fmt.Errorf("config: follow_ledgers: %w", err)
+	}
+	if err := checkFollowers(c.LedgerFollowers); err != nil {
+		return fmt.Errorf("config: ledger_followers: %w", err)
+	}
+	return nil
+}
+
+// checkFollowLedgers checks ledger ids to follow: valid ids, each naming
+// its org before a "/", no repeats.
+func checkFollowLedgers(ids []string) error {
+	if err := checkNames("ledger", ids); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := ledger.CheckID("ledger", id); err != nil {
+			return err
+		}
+		org, _, ok := strings.Cut(id, "/")
+		if !ok {
+			return fmt.Errorf("ledger %q names no org: want <org>/<name>, e.g. %q", id, "bank-a/embedded")
+		}
+		if err := governance.ValidateOrgID(org); err != nil {
+			return fmt.Errorf("ledger %q: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// checkFollowers checks the orgs allowed to follow: org ids or "*".
+func checkFollowers(orgs []string) error {
+	for _, o := range orgs {
+		if o == "*" {
+			continue
+		}
+		if err := governance.ValidateOrgID(o); err != nil {
+			return fmt.Errorf("follower %q: %w", o, err)
+		}
 	}
 	return nil
 }

@@ -156,13 +156,50 @@ func (d *discoverer) start() error {
 		return fmt.Errorf("subscribe to host events: %w", err)
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
-	d.wg.Add(1)
+	changed := make(chan string, 1)
+	d.wg.Add(2)
 	go func() {
 		defer d.wg.Done()
 		defer sub.Close()
-		d.loop(sub)
+		d.events(sub, changed)
+	}()
+	go func() {
+		defer d.wg.Done()
+		d.loop(changed)
 	}()
 	return nil
+}
+
+// events drains the host's event subscription at once, whatever the loop
+// is doing: identify waits for every subscriber to take its event, so a
+// subscriber busy advertising (a DHT put can take seconds) would stall the
+// identification of every new connection of this node. Address and
+// protocol changes go to the loop.
+func (d *discoverer) events(sub event.Subscription, changed chan<- string) {
+	for {
+		select {
+		case <-d.ctx.Done():
+			return
+		case e, ok := <-sub.Out():
+			if !ok {
+				return
+			}
+			reason := ""
+			switch e := e.(type) {
+			case event.EvtLocalAddressesUpdated:
+				reason = "addresses changed"
+			case event.EvtLocalProtocolsUpdated:
+				reason = "protocols changed"
+			case event.EvtPeerIdentificationCompleted:
+				d.met(e.Peer) // does its network work in goroutines
+				continue
+			}
+			select {
+			case changed <- reason:
+			default: // a change is already pending; the loop re-reads everything
+			}
+		}
+	}
 }
 
 func (d *discoverer) close() error {
@@ -181,7 +218,7 @@ func (d *discoverer) close() error {
 
 // loop joins the network, then re-advertises on host events (debounced),
 // before the advertisement expires, and joins again if every member is gone.
-func (d *discoverer) loop(sub event.Subscription) {
+func (d *discoverer) loop(changed <-chan string) {
 	d.join()
 	d.advertise("start")
 	d.wg.Add(1)
@@ -202,20 +239,8 @@ func (d *discoverer) loop(sub event.Subscription) {
 		select {
 		case <-d.ctx.Done():
 			return
-		case e, ok := <-sub.Out():
-			if !ok {
-				return
-			}
-			switch e := e.(type) {
-			case event.EvtLocalAddressesUpdated:
-				reason = "addresses changed"
-				debounce.Reset(advertiseDebounce)
-			case event.EvtLocalProtocolsUpdated:
-				reason = "protocols changed"
-				debounce.Reset(advertiseDebounce)
-			case event.EvtPeerIdentificationCompleted:
-				d.met(e.Peer)
-			}
+		case reason = <-changed:
+			debounce.Reset(advertiseDebounce)
 		case <-d.kick:
 			reason = "requested"
 			debounce.Reset(advertiseDebounce)

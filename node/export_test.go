@@ -2,11 +2,14 @@ package node
 
 import (
 	"context"
+	"crypto/ecdh"
 
 	gossip "github.com/libp2p/go-libp2p-pubsub"
 	gossippb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/finp2p/go-finp2p/broadcast"
+	bpb "github.com/finp2p/go-finp2p/broadcast/pb"
 	"github.com/finp2p/go-finp2p/discovery"
 	"github.com/finp2p/go-finp2p/protocols"
 	"github.com/finp2p/go-finp2p/protocols/pb"
@@ -45,4 +48,41 @@ func (n *Node) SendAssetRequest(ctx context.Context, org string, sealed []byte) 
 		return nil
 	})
 	return receipt, err
+}
+
+// OnBroadcastSent calls f with every broadcast request n sends, after its
+// collector waits for responses and before the request leaves.
+func (n *Node) OnBroadcastSent(f func(*broadcast.Request)) { n.bc.testOnSent = f }
+
+// OnBroadcastDelivered calls f with every broadcast request gossip delivers
+// to n, whether n is in its scope or only relays it.
+func (n *Node) OnBroadcastDelivered(f func(*broadcast.VerifiedRequest)) { n.bc.testOnDelivered = f }
+
+// JoinBroadcastTopic subscribes n to a broadcast topic, as a node outside
+// the topic's scope that relays its requests.
+func (n *Node) JoinBroadcastTopic(name string) error {
+	_, err := n.bc.topic(name)
+	return err
+}
+
+// EncryptionKey is n's X25519 key for broadcast payloads.
+func (n *Node) EncryptionKey() *ecdh.PrivateKey { return n.bc.key }
+
+// PauseReplication stops (or resumes) n's replication of ledger id.
+func (n *Node) PauseReplication(id string, paused bool) error { return n.repl.pause(id, paused) }
+
+// SealBroadcastResponse signs r as n: network, org, chain and peer filled.
+func (n *Node) SealBroadcastResponse(r *broadcast.Response) ([]byte, error) {
+	r.Network, r.ResponderOrg, r.Chain = n.genesis.Network, n.self.OrgID, n.disc.chain
+	return broadcast.SealResponse(r, n.disc.priv)
+}
+
+// SendBroadcastResponse hands a sealed response to node to as is, and
+// returns why to refused it ("" if taken).
+func (n *Node) SendBroadcastResponse(ctx context.Context, to peer.ID, sealed []byte) (string, error) {
+	var ack bpb.Ack
+	if err := n.request(ctx, to, protocols.BroadcastResponse, &bpb.Delivery{Record: sealed}, &ack, 4096); err != nil {
+		return "", err
+	}
+	return ack.Error, nil
 }

@@ -16,16 +16,20 @@ import (
 // openLedger opens the ledger this node executes its org's asset
 // transactions on: the one given with WithLedger, else the embedded ledger
 // in the node's datastore.
+//
+// Every committed mutation wakes the replication streams of its followers.
 func (n *Node) openLedger(ctx context.Context) error {
+	changed := newSignal()
+	n.repl = newReplicas(n, changed)
 	if n.cfg.ledger != nil {
-		n.ledger = n.cfg.ledger
+		n.ledger = signalingLedger{Ledger: n.cfg.ledger, changed: changed}
 		return nil
 	}
 	l, err := embedded.Open(ctx, namespace.Wrap(n.ds, datastore.NewKey("/ledger")), n.self.OrgID+"/embedded")
 	if err != nil {
 		return fmt.Errorf("embedded ledger: %w", err)
 	}
-	n.ledger = l
+	n.ledger = signalingLedger{Ledger: l, changed: changed}
 	return nil
 }
 

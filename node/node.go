@@ -70,6 +70,8 @@ type Node struct {
 	ledger  ledger.Ledger
 	assets  *assets
 	priv    *private
+	repl    *replicas
+	bc      *broadcasts
 }
 
 type namedCloser struct {
@@ -204,6 +206,14 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.openLedger(ctx); err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
+	if err := n.repl.open(ctx); err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	n.bc = newBroadcasts(n)
+	if err := n.bc.open(ctx); err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	n.bc.registerKinds()
 	if n.dht, err = dht.New(n.host,
 		dht.Mode(dht.ModeServer),
 		dht.ProtocolPrefix(protocols.DHTPrefix),
@@ -244,10 +254,17 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	n.assets.start()
 	n.onClose("asset transactions", n.assets.close)
+	if err := n.bc.start(); err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	n.onClose("broadcasts", n.bc.close)
 	if err := n.disc.start(); err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
 	n.onClose("discovery", n.disc.close)
+	// After discovery: a follower resolves its ledger's primary.
+	n.repl.start()
+	n.onClose("ledger replication", n.repl.close)
 
 	n.started = true
 	n.log.Info("node started", "peer", n.host.ID(), "role", n.self.Role, "network", n.genesis.Network, "addrs", n.host.Addrs())

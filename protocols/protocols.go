@@ -3,7 +3,7 @@
 // message types in protocols/pb.
 package protocols
 
-//go:generate protoc --go_out=. --go_opt=paths=source_relative pb/membership.proto pb/discovery.proto pb/resource.proto
+//go:generate protoc --go_out=. --go_opt=paths=source_relative pb/membership.proto pb/discovery.proto pb/resource.proto pb/ledger.proto
 
 import (
 	"github.com/libp2p/go-libp2p/core/protocol"
@@ -54,6 +54,18 @@ const (
 	// the owner's ACL (query right).
 	PrivateData protocol.ID = "/finp2p/private-data/1.0.0"
 
+	// BroadcastRequest carries a signed broadcast request of a selected-orgs
+	// or closest-nodes scope directly to each node asked.
+	BroadcastRequest protocol.ID = "/finp2p/broadcast/request/1.0.0"
+
+	// BroadcastResponse carries a responder's signed answer to a broadcast
+	// request straight back to the request's origin node.
+	BroadcastResponse protocol.ID = "/finp2p/broadcast/response/1.0.0"
+
+	// LedgerReplicate streams a ledger's signed journal entries from its
+	// primary node to a follower, from the version the follower asks for.
+	LedgerReplicate protocol.ID = "/finp2p/ledger/replicate/1.0.0"
+
 	// GossipSub is the gossipsub version every member must speak.
 	GossipSub protocol.ID = "/meshsub/1.1.0"
 )
@@ -72,7 +84,19 @@ const (
 	TopicResourcePrefix = "/finp2p/resource/"
 	// TopicCapabilities carries signed org advertisements.
 	TopicCapabilities = "/finp2p/capabilities/1"
+	// TopicBroadcastAll carries broadcast requests to every member.
+	TopicBroadcastAll = "/finp2p/broadcast/all/1"
+	// TopicBroadcastRendezvous carries broadcast requests to the rendezvous
+	// cluster (governance and founding nodes).
+	TopicBroadcastRendezvous = "/finp2p/broadcast/rendezvous/1"
+	// TopicBroadcastLedgerPrefix starts the topic of broadcast requests to
+	// the nodes that read one ledger; the ledger id follows.
+	TopicBroadcastLedgerPrefix = "/finp2p/broadcast/ledger/"
 )
+
+// TopicBroadcastLedger is the topic of broadcast requests to the nodes that
+// read ledger id.
+func TopicBroadcastLedger(id string) string { return TopicBroadcastLedgerPrefix + id }
 
 // Message size limits, enforced on every read.
 const (

@@ -337,6 +337,218 @@ func (x *Response) GetError() string {
 	return ""
 }
 
+// EncryptedPayload is a request payload sealed for its intended recipients:
+// the payload is encrypted once with a random AES-256-GCM key, and that key
+// is sealed with HPKE (DHKEM X25519, HKDF-SHA256, AES-256-GCM) to each
+// recipient's advertised X25519 key. A node that is not a recipient, such as
+// a gossip relay, learns nothing but the recipients' peer ids.
+type EncryptedPayload struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Keys  []*SealedKey           `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	// nonce is the AES-GCM nonce of ciphertext.
+	Nonce         []byte `protobuf:"bytes,2,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	Ciphertext    []byte `protobuf:"bytes,3,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EncryptedPayload) Reset() {
+	*x = EncryptedPayload{}
+	mi := &file_pb_broadcast_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EncryptedPayload) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EncryptedPayload) ProtoMessage() {}
+
+func (x *EncryptedPayload) ProtoReflect() protoreflect.Message {
+	mi := &file_pb_broadcast_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EncryptedPayload.ProtoReflect.Descriptor instead.
+func (*EncryptedPayload) Descriptor() ([]byte, []int) {
+	return file_pb_broadcast_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *EncryptedPayload) GetKeys() []*SealedKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *EncryptedPayload) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
+	}
+	return nil
+}
+
+func (x *EncryptedPayload) GetCiphertext() []byte {
+	if x != nil {
+		return x.Ciphertext
+	}
+	return nil
+}
+
+// SealedKey is the payload key sealed to one recipient.
+type SealedKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// peer is the recipient's peer id (binary form).
+	Peer []byte `protobuf:"bytes,1,opt,name=peer,proto3" json:"peer,omitempty"`
+	// sealed is the HPKE encapsulated key followed by the sealed payload key.
+	Sealed        []byte `protobuf:"bytes,2,opt,name=sealed,proto3" json:"sealed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SealedKey) Reset() {
+	*x = SealedKey{}
+	mi := &file_pb_broadcast_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SealedKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SealedKey) ProtoMessage() {}
+
+func (x *SealedKey) ProtoReflect() protoreflect.Message {
+	mi := &file_pb_broadcast_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SealedKey.ProtoReflect.Descriptor instead.
+func (*SealedKey) Descriptor() ([]byte, []int) {
+	return file_pb_broadcast_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *SealedKey) GetPeer() []byte {
+	if x != nil {
+		return x.Peer
+	}
+	return nil
+}
+
+func (x *SealedKey) GetSealed() []byte {
+	if x != nil {
+		return x.Sealed
+	}
+	return nil
+}
+
+// Delivery carries one sealed request (on /finp2p/broadcast/request/1.0.0)
+// or one sealed response (on /finp2p/broadcast/response/1.0.0).
+type Delivery struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Record        []byte                 `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Delivery) Reset() {
+	*x = Delivery{}
+	mi := &file_pb_broadcast_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Delivery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Delivery) ProtoMessage() {}
+
+func (x *Delivery) ProtoReflect() protoreflect.Message {
+	mi := &file_pb_broadcast_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
+func (*Delivery) Descriptor() ([]byte, []int) {
+	return file_pb_broadcast_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Delivery) GetRecord() []byte {
+	if x != nil {
+		return x.Record
+	}
+	return nil
+}
+
+// Ack answers a Delivery: empty when taken, else why it was refused.
+type Ack struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         string                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Ack) Reset() {
+	*x = Ack{}
+	mi := &file_pb_broadcast_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Ack) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Ack) ProtoMessage() {}
+
+func (x *Ack) ProtoReflect() protoreflect.Message {
+	mi := &file_pb_broadcast_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Ack.ProtoReflect.Descriptor instead.
+func (*Ack) Descriptor() ([]byte, []int) {
+	return file_pb_broadcast_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Ack) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 var File_pb_broadcast_proto protoreflect.FileDescriptor
 
 const file_pb_broadcast_proto_rawDesc = "" +
@@ -370,7 +582,20 @@ const file_pb_broadcast_proto_rawDesc = "" +
 	"\rresponder_org\x18\x05 \x01(\tR\fresponderOrg\x12\x12\n" +
 	"\x04peer\x18\x06 \x01(\fR\x04peer\x12\x14\n" +
 	"\x05chain\x18\a \x03(\fR\x05chain\x12\x14\n" +
-	"\x05error\x18\b \x01(\tR\x05errorB*Z(github.com/finp2p/go-finp2p/broadcast/pbb\x06proto3"
+	"\x05error\x18\b \x01(\tR\x05error\"|\n" +
+	"\x10EncryptedPayload\x122\n" +
+	"\x04keys\x18\x01 \x03(\v2\x1e.finp2p.broadcast.v1.SealedKeyR\x04keys\x12\x14\n" +
+	"\x05nonce\x18\x02 \x01(\fR\x05nonce\x12\x1e\n" +
+	"\n" +
+	"ciphertext\x18\x03 \x01(\fR\n" +
+	"ciphertext\"7\n" +
+	"\tSealedKey\x12\x12\n" +
+	"\x04peer\x18\x01 \x01(\fR\x04peer\x12\x16\n" +
+	"\x06sealed\x18\x02 \x01(\fR\x06sealed\"\"\n" +
+	"\bDelivery\x12\x16\n" +
+	"\x06record\x18\x01 \x01(\fR\x06record\"\x1b\n" +
+	"\x03Ack\x12\x14\n" +
+	"\x05error\x18\x01 \x01(\tR\x05errorB*Z(github.com/finp2p/go-finp2p/broadcast/pbb\x06proto3"
 
 var (
 	file_pb_broadcast_proto_rawDescOnce sync.Once
@@ -384,19 +609,24 @@ func file_pb_broadcast_proto_rawDescGZIP() []byte {
 	return file_pb_broadcast_proto_rawDescData
 }
 
-var file_pb_broadcast_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_pb_broadcast_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_pb_broadcast_proto_goTypes = []any{
-	(*Scope)(nil),    // 0: finp2p.broadcast.v1.Scope
-	(*Request)(nil),  // 1: finp2p.broadcast.v1.Request
-	(*Response)(nil), // 2: finp2p.broadcast.v1.Response
+	(*Scope)(nil),            // 0: finp2p.broadcast.v1.Scope
+	(*Request)(nil),          // 1: finp2p.broadcast.v1.Request
+	(*Response)(nil),         // 2: finp2p.broadcast.v1.Response
+	(*EncryptedPayload)(nil), // 3: finp2p.broadcast.v1.EncryptedPayload
+	(*SealedKey)(nil),        // 4: finp2p.broadcast.v1.SealedKey
+	(*Delivery)(nil),         // 5: finp2p.broadcast.v1.Delivery
+	(*Ack)(nil),              // 6: finp2p.broadcast.v1.Ack
 }
 var file_pb_broadcast_proto_depIdxs = []int32{
 	0, // 0: finp2p.broadcast.v1.Request.scope:type_name -> finp2p.broadcast.v1.Scope
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	4, // 1: finp2p.broadcast.v1.EncryptedPayload.keys:type_name -> finp2p.broadcast.v1.SealedKey
+	2, // [2:2] is the sub-list for method output_type
+	2, // [2:2] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_pb_broadcast_proto_init() }
@@ -410,7 +640,7 @@ func file_pb_broadcast_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pb_broadcast_proto_rawDesc), len(file_pb_broadcast_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

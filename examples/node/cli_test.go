@@ -256,6 +256,10 @@ func newTestNet(t *testing.T, members ...string) *testNet {
 // ledgerOf is the ledger newTestNet has a member advertise.
 func ledgerOf(org string) string { return "ledger-" + org }
 
+// advertisedLedgersOf is what a member of newTestNet advertises: the
+// ledger it executes on first, then its configured one.
+func advertisedLedgersOf(org string) string { return org + "/embedded," + ledgerOf(org) }
+
 // certify has the authority in caDir certify the repo's node.
 func (tn *testNet) certify(t *testing.T, r *testRepo, caDir string) {
 	t.Helper()
@@ -739,8 +743,9 @@ func TestCLINetwork(t *testing.T) {
 		if got := field(t, human, "services"); got != "custody" {
 			t.Errorf("status shows advertised services %q, want custody:\n%s", got, human)
 		}
-		if got := field(t, human, "ledgers"); got != ledgerOf("bank-a") {
-			t.Errorf("status shows advertised ledgers %q, want %s:\n%s", got, ledgerOf("bank-a"), human)
+		// The first ledger is on the field's line, the next on the line below.
+		if got := field(t, human, "ledgers"); got != "bank-a/embedded" || !strings.Contains(human, ledgerOf("bank-a")) {
+			t.Errorf("status shows advertised ledgers %q, want bank-a/embedded then %s:\n%s", got, ledgerOf("bank-a"), human)
 		}
 		for _, name := range []string{"seq", "expires", "protocols"} {
 			field(t, human, name)
@@ -820,9 +825,9 @@ func TestCLINetwork(t *testing.T) {
 		for _, m := range []*testRepo{bankA, bankB} {
 			row := rows[m.org]
 			if len(row) != 7 || row[1] != m.finID || row[2] != m.peer || row[3] != "member" ||
-				!strings.Contains(row[4], "/ip4/127.0.0.1/") || row[5] != "custody" || row[6] != ledgerOf(m.org) {
+				!strings.Contains(row[4], "/ip4/127.0.0.1/") || row[5] != "custody" || row[6] != advertisedLedgersOf(m.org) {
 				t.Errorf("orgs row of %s is %q, want FinID %s, peer %s, member, its addresses, custody, %s:\n%s",
-					m.org, row, m.finID, m.peer, ledgerOf(m.org), human)
+					m.org, row, m.finID, m.peer, advertisedLedgersOf(m.org), human)
 			}
 		}
 		out := mustFinp2p(t, "orgs", "--repo", bankA.repo, "--api", nodeA.api, "--service", "nosuch-service")
@@ -1531,7 +1536,7 @@ func TestDevnet(t *testing.T) {
 		"genesis", "certify governance CA by founding root", "install governance CA",
 		"start bank-a", "start bank-b", "members connected via rendezvous",
 		"every member resolves every other org", "2 of 2 pairs resolved", "GET /v1/orgs lists every org",
-		"bank-a (payments, ethereum)", "bank-b (payments, canton)",
+		"bank-a (payments, bank-a/embedded, ethereum)", "bank-b (payments, bank-b/embedded, canton)",
 		"resource advertisement", "public, found by bank-b", "restricted to bank-b, found by bank-b, 404 for governor",
 		"resource updates", "ACL grants bank-b read,subscribe; bank-b got the state, 403 for governor; bank-b received seq 1..3 in order",
 		"asset transfer", "100 issued to alice@bank-b; bank-b moved 40 to bob@bank-b, round trip ", "receipt signed by bank-a verified; balances at bank-a 60/40",

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -25,12 +26,14 @@ const shutdownTimeout = 10 * time.Second
 func runRun(ctx context.Context, args []string) error {
 	fs := newFlagSet("run", "--repo DIR [flags]",
 		"Runs the node of repo DIR and its HTTP API until SIGINT or SIGTERM. Once up it prints\n"+
-			"'peer <id>', one 'listen <multiaddr>' per address, 'api <url>' and 'ready'; logs go to stderr.")
-	var repo, apiAddr, logFormat, logLevel string
-	var listen stringList
+			"'peer <id>', one 'listen <multiaddr>' per address, 'api <url>' and 'ready'; logs go to stderr.\n"+
+			"The configuration is DIR/config.json, then FINP2P_<FIELD> environment variables, then\n"+
+			"--listen and --api, each overriding the one before ('finp2p config show' prints it,\n"+
+			"'finp2p config fields' lists the fields).")
+	var repo, logFormat, logLevel string
+	var flags configFlags
 	fs.StringVar(&repo, "repo", "", "repo directory made by 'finp2p init' (required)")
-	fs.Var(&listen, "listen", "multiaddr to listen on, replacing config.json's listen (repeatable)")
-	fs.StringVar(&apiAddr, "api", "", "host:port of the HTTP API, replacing config.json's api")
+	flags.register(fs)
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
@@ -46,7 +49,11 @@ func runRun(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return runNode(ctx, logger, repo, listen, apiAddr)
+	rc, err := loadRepoConfig(repo, os.LookupEnv, flags.overrides())
+	if err != nil {
+		return err
+	}
+	return runNode(ctx, logger, rc)
 }
 
 // newLogger builds the slog logger the flags ask for.
@@ -66,20 +73,31 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 }
 
 // runNode starts the node and its API, announces them on stdout and serves
-// until ctx is cancelled, then stops both within shutdownTimeout.
-func runNode(ctx context.Context, logger *slog.Logger, repo string, listen []string, apiAddr string) (err error) {
-	cfgPath := filepath.Join(repo, node.ConfigFileName)
-	cfg, err := node.LoadConfigFile(cfgPath)
+// until ctx is cancelled, then stops both within shutdownTimeout. It claims
+// the API port and checks the listen ports before starting the node, so a
+// port in use is refused naming it.
+func runNode(ctx context.Context, logger *slog.Logger, rc *repoConfig) (err error) {
+	if err := rc.validate(); err != nil {
+		return err
+	}
+	cfg := rc.cfg
+	logger.Info("configuration", "file", rc.file, "overridden", rc.overridden())
+	token, err := node.ReadToken(rc.repo)
 	if err != nil {
 		return err
 	}
-	if apiAddr == "" {
-		apiAddr = cfg.API
-	}
-	token, err := node.ReadToken(repo)
-	if err != nil {
+	if err := checkListenPorts(cfg.Listen, rc.origin("listen")); err != nil {
 		return err
 	}
+	ln, err := net.Listen("tcp", cfg.API)
+	if err != nil {
+		return portError(err, "API address "+cfg.API, rc.origin("api"), "--api, FINP2P_API or config.json's api")
+	}
+	defer func() {
+		if err != nil {
+			_ = ln.Close()
+		}
+	}()
 
 	reg := prometheus.NewRegistry()
 	for name, c := range map[string]prometheus.Collector{
@@ -90,21 +108,17 @@ func runNode(ctx context.Context, logger *slog.Logger, repo string, listen []str
 			return fmt.Errorf("register %s metrics: %w", name, err)
 		}
 	}
-	opts := []node.Option{node.WithLogger(logger), node.WithMetrics(reg)}
-	if len(listen) > 0 {
-		opts = append(opts, node.WithListenAddrs(listen...))
-	}
-	if apiAddr != cfg.API {
-		opts = append(opts, node.WithAPIAddr(apiAddr))
-	}
-	n, err := node.Open(repo, opts...)
+	n, err := node.New(node.WithRepo(rc.repo), node.WithConfig(cfg), node.WithLogger(logger), node.WithMetrics(reg))
 	if err != nil {
 		return err
 	}
 	if err := n.Start(ctx); err != nil {
 		return err
 	}
-	srv, err := api.New(api.Config{Addr: apiAddr, Token: token, Node: n, Gatherer: reg, Logger: logger})
+	srv, err := api.New(api.Config{
+		Addr: cfg.API, Listener: ln, Token: token, TokenFile: filepath.Join(rc.repo, node.TokenFileName),
+		Node: n, Gatherer: reg, Logger: logger,
+	})
 	if err == nil {
 		err = srv.Start()
 	}

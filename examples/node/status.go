@@ -103,25 +103,29 @@ func roundAbs(d time.Duration) string {
 }
 
 // apiClient builds a client for the node of repo: the base URL from apiURL
-// or the repo's config.json, the bearer token from its api.token.
+// or the repo's effective configuration (config.json and the environment,
+// as 'finp2p run' reads them), the bearer token from its api.token.
 func apiClient(repo, apiURL string) (*api.Client, error) {
+	if err := checkRepo(repo); err != nil {
+		return nil, err
+	}
 	token, err := node.ReadToken(repo)
 	if err != nil {
 		return nil, err
 	}
 	base := apiURL
 	if base == "" {
-		cfg, err := node.LoadConfigFile(filepath.Join(repo, node.ConfigFileName))
+		rc, err := loadRepoConfig(repo, os.LookupEnv, nil)
 		if err != nil {
 			return nil, err
 		}
-		if base, err = baseURL(cfg.API); err != nil {
-			return nil, fmt.Errorf("config %s: api: %w", filepath.Join(repo, node.ConfigFileName), err)
+		if base, err = baseURL(rc.cfg.API); err != nil {
+			return nil, fmt.Errorf("api address from %s: %w", rc.origin("api"), err)
 		}
 	} else if base, err = normaliseURL(apiURL); err != nil {
 		return nil, fmt.Errorf("--api: %w", err)
 	}
-	return &api.Client{Base: base, Token: token}, nil
+	return &api.Client{Base: base, Token: token, TokenFile: filepath.Join(repo, node.TokenFileName)}, nil
 }
 
 // baseURL turns the host:port a node listens on into a URL to call it at:

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/ipfs/go-datastore"
+
 	"github.com/finp2p/go-finp2p/ledger"
 )
 
@@ -36,6 +38,61 @@ func BenchmarkTransfer(b *testing.B) {
 				}
 				i++
 			}
+		})
+	}
+}
+
+// BenchmarkApply measures applying a primary's transfers to a replica, in
+// entries per second: on an in-memory datastore without sync, and on a
+// pebble datastore with the default sync after each entry. The primary's
+// journal is written before the timer starts.
+func BenchmarkApply(b *testing.B) {
+	stores := []struct {
+		name  string
+		store func(b *testing.B) datastore.Batching
+		sync  bool
+	}{
+		{"mem/sync=false", func(*testing.B) datastore.Batching { return memStore() }, false},
+		{"pebble/sync=true", func(b *testing.B) datastore.Batching { return pebbleStore(b, b.TempDir()) }, true},
+	}
+	for _, s := range stores {
+		b.Run(s.name, func(b *testing.B) {
+			ctx := context.Background()
+			primary, err := Open(ctx, memStore(), testLedgerID, WithSync(false))
+			if err != nil {
+				b.Fatal(err)
+			}
+			mustTx(b)(primary.CreateAsset(ctx, ledger.CreateAsset{IdempotencyKey: "create", Asset: "usd", Decimals: 2}))
+			mustTx(b)(primary.Issue(ctx, ledger.Issue{IdempotencyKey: "issue-a", Asset: "usd", To: "alice", Quantity: "1000000000"}))
+			mustTx(b)(primary.Issue(ctx, ledger.Issue{IdempotencyKey: "issue-b", Asset: "usd", To: "bob", Quantity: "1000000000"}))
+			accounts := [2]string{"alice", "bob"}
+			for i := range b.N {
+				mustTx(b)(primary.Transfer(ctx, ledger.Transfer{
+					IdempotencyKey: "pay-" + strconv.Itoa(i),
+					Asset:          "usd",
+					From:           accounts[i%2],
+					To:             accounts[(i+1)%2],
+					Quantity:       "1.25",
+				}))
+			}
+			journal := mustJournal(b)(primary.Journal(ctx, 1, b.N+3))
+			follower, err := Open(ctx, s.store(b), testLedgerID, WithReadOnly(), WithSync(s.sync))
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, tx := range journal[:3] {
+				if err := follower.Apply(ctx, tx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			for _, tx := range journal[3:] {
+				if err := follower.Apply(ctx, tx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "entries/s")
 		})
 	}
 }

@@ -8,6 +8,12 @@
 // default the datastore is synced before an operation returns, so nothing
 // acknowledged is lost to a crash. Only one Ledger may use a datastore at a
 // time.
+//
+// A replica (WithReadOnly) keeps a copy of another node's ledger: it refuses
+// every mutation, and Apply appends the primary's journal entries to it one
+// by one, re-executing each against the copy's state and checking that it
+// produces the very same transaction, so the copy's journal, state and hash
+// chain are the primary's.
 package embedded
 
 import (
@@ -37,8 +43,9 @@ var ErrCorrupt = errors.New("ledger store corrupt")
 type Option func(*config) error
 
 type config struct {
-	clock func() time.Time
-	sync  bool
+	clock    func() time.Time
+	sync     bool
+	readOnly bool
 }
 
 // WithClock sets the clock that timestamps transactions (default time.Now).
@@ -63,16 +70,31 @@ func WithSync(sync bool) Option {
 	}
 }
 
+// WithReadOnly opens the ledger as a replica of its primary: every mutating
+// call fails with ErrReadOnly, and only Apply adds to it.
+func WithReadOnly() Option {
+	return func(c *config) error {
+		c.readOnly = true
+		return nil
+	}
+}
+
 // Ledger is a ledger.Ledger over a datastore. It is safe for concurrent use;
 // mutations are serialised.
 type Ledger struct {
-	ds    datastore.Batching
-	id    string
-	clock func() time.Time
-	sync  bool
+	ds       datastore.Batching
+	id       string
+	clock    func() time.Time
+	sync     bool
+	readOnly bool
 
 	mu   sync.RWMutex // held for writing by mutations, for reading by reads
 	head headRecord   // the committed head; guarded by mu
+	// applying is the primary's journal entry Apply is re-executing, nil
+	// otherwise; guarded by mu. While it is set, the operations take the
+	// transaction id and timestamp from it, and commit compares what they
+	// produce with it instead of accepting it.
+	applying *ledger.Transaction
 }
 
 var _ ledger.Ledger = (*Ledger)(nil)
@@ -94,7 +116,7 @@ func Open(ctx context.Context, ds datastore.Batching, id string, opts ...Option)
 			return nil, fmt.Errorf("embedded ledger: %w", err)
 		}
 	}
-	l := &Ledger{ds: ds, id: id, clock: cfg.clock, sync: cfg.sync}
+	l := &Ledger{ds: ds, id: id, clock: cfg.clock, sync: cfg.sync, readOnly: cfg.readOnly}
 	head, err := l.loadHead(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("embedded ledger %q: open: %w", id, err)
@@ -300,7 +322,7 @@ func (l *Ledger) hold(ctx context.Context, req ledger.Hold) (ledger.Transaction,
 	from.available.Sub(from.available, q)
 	from.held.Add(from.held, q)
 	tx := ledger.Transaction{
-		ID:        newID(),
+		ID:        l.newTxID(),
 		Operation: ledger.OpHold,
 		Asset:     req.Asset,
 		From:      req.From,
@@ -367,7 +389,7 @@ func (l *Ledger) closeHold(ctx context.Context, op ledger.Operation, key, holdID
 	}
 	from.held.Sub(from.held, q)
 	tx := ledger.Transaction{
-		ID:        newID(),
+		ID:        l.newTxID(),
 		Operation: op,
 		Asset:     h.Asset,
 		From:      h.From,
@@ -495,9 +517,12 @@ func (l *Ledger) Version(ctx context.Context) (uint64, error) {
 
 // mutate runs the mutation fn of a request that passed validation (invalid
 // is nil) under the write lock, and prefixes an error with the operation.
-// A failed mutation returns the zero Transaction.
+// A failed mutation returns the zero Transaction. A replica runs none.
 func (l *Ledger) mutate(ctx context.Context, op ledger.Operation, invalid error, fn func() (ledger.Transaction, error)) (ledger.Transaction, error) {
 	err := invalid
+	if l.readOnly {
+		err = fmt.Errorf("%w: %q changes only by applying its primary's journal", ErrReadOnly, l.id)
+	}
 	if err == nil {
 		err = ctx.Err()
 	}
@@ -615,7 +640,9 @@ func (l *Ledger) journalEntry(ctx context.Context, version uint64) (ledger.Trans
 
 // replay looks up an idempotency key. done is true when the key committed
 // the same request r, and tx is that transaction; a different request is
-// an ErrIdempotencyConflict.
+// an ErrIdempotencyConflict. While Apply runs, a committed key is
+// ErrDiverged: a primary commits each key once, so its journal never
+// repeats one.
 func (l *Ledger) replay(ctx context.Context, key string, r request) (tx ledger.Transaction, done bool, err error) {
 	var rec idemRecord
 	switch err := getJSON(ctx, l.ds, idemKey(key), &rec); {
@@ -623,6 +650,10 @@ func (l *Ledger) replay(ctx context.Context, key string, r request) (tx ledger.T
 		return ledger.Transaction{}, false, nil
 	case err != nil:
 		return ledger.Transaction{}, false, err
+	}
+	if l.applying != nil {
+		return ledger.Transaction{}, false, fmt.Errorf("%w: idempotency key %q was already committed by version %d",
+			ErrDiverged, key, rec.Version)
 	}
 	tx, err = l.journalEntry(ctx, rec.Version)
 	if err != nil {
@@ -663,20 +694,25 @@ func (w *writes) putBalance(assetID, account string, b balance) {
 }
 
 // commit completes tx as the next journal entry and writes it, its
-// idempotency record, the head and w in one batch, then syncs. The caller
-// holds l.mu.
+// idempotency record, the head and w in one batch, then syncs. While Apply
+// runs, the completed tx must equal the entry being applied, or commit
+// writes nothing and fails with ErrDiverged. The caller holds l.mu.
 func (l *Ledger) commit(ctx context.Context, w writes, key string, r request, tx ledger.Transaction) (ledger.Transaction, error) {
 	if err := ctx.Err(); err != nil {
 		return ledger.Transaction{}, err
 	}
 	if tx.ID == "" {
-		tx.ID = newID()
+		tx.ID = l.newTxID()
 	}
 	tx.LedgerID = l.id
 	tx.IdempotencyKey = key
 	tx.Version = l.head.Version + 1
 	tx.PrevHash = l.head.Hash
-	tx.Timestamp = l.clock().UTC()
+	if l.applying != nil {
+		tx.Timestamp = l.applying.Timestamp.UTC()
+	} else {
+		tx.Timestamp = l.clock().UTC()
+	}
 	if y := tx.Timestamp.Year(); y < 1 || y > 9999 {
 		return ledger.Transaction{}, fmt.Errorf("clock gave %v, outside years 1..9999", tx.Timestamp)
 	}
@@ -685,6 +721,11 @@ func (l *Ledger) commit(ctx context.Context, w writes, key string, r request, tx
 		return ledger.Transaction{}, fmt.Errorf("%w: head hash: %v", ErrCorrupt, err)
 	}
 	tx.Hash = hash
+	if l.applying != nil {
+		if d := transactionDifferences(*l.applying, tx); len(d) > 0 {
+			return ledger.Transaction{}, fmt.Errorf("%w: re-executing it here gives %s", ErrDiverged, strings.Join(d, ", "))
+		}
+	}
 	head := headRecord{Version: tx.Version, Hash: tx.Hash}
 
 	w.put(journalKey(tx.Version), tx)
@@ -713,6 +754,15 @@ func (l *Ledger) commit(ctx context.Context, w writes, key string, r request, tx
 		}
 	}
 	return tx, nil
+}
+
+// newTxID returns the id of a new transaction: the applied entry's while
+// Apply runs, else a random one. The caller holds l.mu.
+func (l *Ledger) newTxID() string {
+	if l.applying != nil {
+		return l.applying.ID
+	}
+	return newID()
 }
 
 // newID returns a random 128-bit transaction id in hex.

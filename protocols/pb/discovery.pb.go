@@ -38,7 +38,8 @@ type Advertisement struct {
 	// protocols are the stream protocols the node serves, with versions.
 	Protocols []string `protobuf:"bytes,6,rep,name=protocols,proto3" json:"protocols,omitempty"`
 	Services  []string `protobuf:"bytes,7,rep,name=services,proto3" json:"services,omitempty"`
-	// ledgers are the distributed ledgers the organisation can reach.
+	// ledgers are the distributed ledgers the node can read; a node that
+	// executes its org's asset transactions lists that ledger first.
 	Ledgers []string `protobuf:"bytes,8,rep,name=ledgers,proto3" json:"ledgers,omitempty"`
 	// version is the node's software version.
 	Version string `protobuf:"bytes,9,opt,name=version,proto3" json:"version,omitempty"`
@@ -47,7 +48,11 @@ type Advertisement struct {
 	// expires is when the advertisement stops being valid, in Unix seconds.
 	Expires int64 `protobuf:"varint,11,opt,name=expires,proto3" json:"expires,omitempty"`
 	// chain holds the node's DER certificate chain, leaf first, no root.
-	Chain         [][]byte `protobuf:"bytes,12,rep,name=chain,proto3" json:"chain,omitempty"`
+	Chain [][]byte `protobuf:"bytes,12,rep,name=chain,proto3" json:"chain,omitempty"`
+	// encryption_key is the node's X25519 public key (32 bytes), to which
+	// broadcast payloads meant for it are sealed with HPKE; empty if the node
+	// takes no encrypted broadcasts.
+	EncryptionKey []byte `protobuf:"bytes,13,opt,name=encryption_key,json=encryptionKey,proto3" json:"encryption_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -162,6 +167,13 @@ func (x *Advertisement) GetExpires() int64 {
 func (x *Advertisement) GetChain() [][]byte {
 	if x != nil {
 		return x.Chain
+	}
+	return nil
+}
+
+func (x *Advertisement) GetEncryptionKey() []byte {
+	if x != nil {
+		return x.EncryptionKey
 	}
 	return nil
 }
@@ -388,7 +400,7 @@ var File_pb_discovery_proto protoreflect.FileDescriptor
 
 const file_pb_discovery_proto_rawDesc = "" +
 	"\n" +
-	"\x12pb/discovery.proto\x12\x13finp2p.discovery.v1\"\xac\x02\n" +
+	"\x12pb/discovery.proto\x12\x13finp2p.discovery.v1\"\xd3\x02\n" +
 	"\rAdvertisement\x12\x18\n" +
 	"\anetwork\x18\x01 \x01(\tR\anetwork\x12\x10\n" +
 	"\x03org\x18\x02 \x01(\tR\x03org\x12\x15\n" +
@@ -402,7 +414,8 @@ const file_pb_discovery_proto_rawDesc = "" +
 	"\x03seq\x18\n" +
 	" \x01(\x04R\x03seq\x12\x18\n" +
 	"\aexpires\x18\v \x01(\x03R\aexpires\x12\x14\n" +
-	"\x05chain\x18\f \x03(\fR\x05chain\"\x89\x01\n" +
+	"\x05chain\x18\f \x03(\fR\x05chain\x12%\n" +
+	"\x0eencryption_key\x18\r \x01(\fR\rencryptionKey\"\x89\x01\n" +
 	"\x10DiscoveryRequest\x12\x1c\n" +
 	"\bregister\x18\x01 \x01(\fH\x00R\bregister\x12\x18\n" +
 	"\x06lookup\x18\x02 \x01(\tH\x00R\x06lookup\x125\n" +
