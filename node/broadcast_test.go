@@ -368,7 +368,8 @@ func TestLedgerBroadcasts(t *testing.T) {
 	if b := res.Broadcast; !b.OK || res.Balance.Current != "65" || len(b.AgreedBy) != 3 || slices.Contains(peersOf(b.AgreedBy), m2.ID()) {
 		t.Fatalf("quorum 3 with two nodes stopped: %+v", b.Result)
 	}
-	const timeout = 2 * time.Second
+	// Long enough for the three live nodes to answer under -race on 2 cores.
+	const timeout = 8 * time.Second
 	cctx, ccancel := context.WithTimeout(ctx, timeout+5*time.Second)
 	defer ccancel()
 	res, err = origin.BalanceOf(cctx, bond, alice, node.BroadcastOptions{Quorum: 5, Timeout: timeout})
