@@ -573,6 +573,7 @@ func (b *broadcasts) send(ctx context.Context, req BroadcastRequest) (*Broadcast
 		asked[i] = nd.Peer
 		expected[nd.Peer] = true
 	}
+	start := time.Now() // Took counts from when the deadline is set
 	r := &broadcast.Request{
 		Network:     n.genesis.Network,
 		ID:          broadcast.NewRequestID(),
@@ -638,7 +639,6 @@ func (b *broadcasts) send(ctx context.Context, req BroadcastRequest) (*Broadcast
 		b.testOnSent(r)
 	}
 
-	start := time.Now()
 	wctx, cancel := context.WithDeadline(ctx, r.Deadline)
 	defer cancel()
 	notSent := map[peer.ID]string{}
