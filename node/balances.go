@@ -158,8 +158,12 @@ func (b *broadcasts) answerValidation(ctx context.Context, vr *broadcast.Verifie
 		if err != nil {
 			return Validation{}, err
 		}
-		if d := transactionDifferences(stored, tx); len(d) > 0 {
-			return Validation{Reason: "the ledger's transaction differs in " + strings.Join(d, ", ")}, nil
+		if d := ledger.Differences(stored, tx); len(d) > 0 {
+			names := make([]string, len(d))
+			for i, f := range d {
+				names[i] = f.Field // never the ledger's values
+			}
+			return Validation{Reason: "the ledger's transaction differs in " + strings.Join(names, ", ")}, nil
 		}
 		return Validation{Valid: true}, nil
 	})
@@ -170,37 +174,8 @@ func (b *broadcasts) answerValidation(ctx context.Context, vr *broadcast.Verifie
 	return answer, version, err
 }
 
-// transactionDifferences names the fields in which a and b differ.
-func transactionDifferences(a, b ledger.Transaction) []string {
-	var d []string
-	for _, f := range []struct {
-		name string
-		same bool
-	}{
-		{"id", a.ID == b.ID},
-		{"ledger_id", a.LedgerID == b.LedgerID},
-		{"operation", a.Operation == b.Operation},
-		{"asset", a.Asset == b.Asset},
-		{"from", a.From == b.From},
-		{"to", a.To == b.To},
-		{"quantity", a.Quantity == b.Quantity},
-		{"hold_id", a.HoldID == b.HoldID},
-		{"decimals", a.Decimals == b.Decimals},
-		{"idempotency_key", a.IdempotencyKey == b.IdempotencyKey},
-		{"version", a.Version == b.Version},
-		{"hash", a.Hash == b.Hash},
-		{"prev_hash", a.PrevHash == b.PrevHash},
-		{"timestamp", a.Timestamp.Equal(b.Timestamp)},
-	} {
-		if !f.same {
-			d = append(d, f.name)
-		}
-	}
-	return d
-}
-
-// ledgerQuorum is a majority of n nodes.
-func ledgerQuorum(n int) int { return n/2 + 1 }
+// ledgerQuorum is a majority of n nodes, at least 1.
+func ledgerQuorum(n int) int { return max(n/2+1, 1) }
 
 // ledgerBroadcast sends a question to the nodes of one ledger, encrypted
 // for them, with a majority quorum unless opts says otherwise.
@@ -210,15 +185,11 @@ func (n *Node) ledgerBroadcast(ctx context.Context, kind, ledgerID string, quest
 		return nil, err
 	}
 	scope := broadcast.Scope{Kind: broadcast.ScopeLedger, Ledger: ledgerID}
-	if opts.Quorum == 0 {
-		nodes, err := n.bc.scopeNodes(ctx, scope, 0)
-		if err != nil {
-			return nil, fmt.Errorf("%s broadcast to ledger %s: %w", kind, ledgerID, err)
-		}
-		opts.Quorum = max(ledgerQuorum(len(nodes)), 1)
-	}
 	opts.Encrypt = true
-	return n.Broadcast(ctx, BroadcastRequest{Kind: kind, Scope: scope, Payload: payload, BroadcastOptions: opts})
+	if n.bc == nil {
+		return nil, fmt.Errorf("%s broadcast: the node is not started", kind)
+	}
+	return n.bc.send(ctx, BroadcastRequest{Kind: kind, Scope: scope, Payload: payload, BroadcastOptions: opts}, ledgerQuorum)
 }
 
 // agreedVersion is the highest ledger version among the agreeing

@@ -241,6 +241,11 @@ func topicOf(s broadcast.Scope) string {
 // or relayed: a valid signed request of a member, published by its own
 // origin, on its scope's topic.
 func (b *broadcasts) validate(_ context.Context, from peer.ID, msg *gossip.Message) gossip.ValidationResult {
+	if from == b.n.host.ID() {
+		// This node's own request, sealed by send a moment ago: verifying
+		// its chain again would only delay it.
+		return gossip.ValidationAccept
+	}
 	vr, err := b.reqV.Open(msg.Data)
 	if errors.Is(err, broadcast.ErrExpired) {
 		return gossip.ValidationIgnore
@@ -531,10 +536,12 @@ func (n *Node) Broadcast(ctx context.Context, req BroadcastRequest) (*BroadcastR
 	if n.bc == nil {
 		return nil, errors.New("broadcast: the node is not started")
 	}
-	return n.bc.send(ctx, req)
+	return n.bc.send(ctx, req, func(nodes int) int { return nodes })
 }
 
-func (b *broadcasts) send(ctx context.Context, req BroadcastRequest) (*BroadcastResult, error) {
+// send sends req; a quorum of 0 becomes defaultQuorum of the number of
+// nodes in the scope.
+func (b *broadcasts) send(ctx context.Context, req BroadcastRequest, defaultQuorum func(nodes int) int) (*BroadcastResult, error) {
 	n := b.n
 	fail := func(err error) (*BroadcastResult, error) {
 		return nil, fmt.Errorf("broadcast %s to %s: %w", req.Kind, req.Scope, err)
@@ -562,7 +569,7 @@ func (b *broadcasts) send(ctx context.Context, req BroadcastRequest) (*Broadcast
 	}
 	quorum := req.Quorum
 	if quorum == 0 {
-		quorum = len(nodes)
+		quorum = defaultQuorum(len(nodes))
 	}
 	if quorum > len(nodes) {
 		return fail(fmt.Errorf("%w: quorum %d, but the scope has %d nodes", broadcast.ErrQuorumTooLarge, quorum, len(nodes)))
@@ -828,19 +835,4 @@ func (b *broadcasts) scopeNodes(ctx context.Context, s broadcast.Scope, quorum i
 		}
 	}
 	return out, nil
-}
-
-// readableLedgers are the ids of the ledgers this node reads: its own and
-// the ones it follows.
-func (n *Node) readableLedgers() []string {
-	var out []string
-	if n.ledger != nil {
-		out = append(out, n.ledger.ID())
-	}
-	for _, l := range n.cfg.FollowLedgers {
-		if !slices.Contains(out, l) {
-			out = append(out, l)
-		}
-	}
-	return out
 }

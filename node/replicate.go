@@ -137,7 +137,8 @@ type replicas struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 
-	mu       sync.Mutex
+	// replicas, one per followed ledger, is filled by open and not
+	// changed after.
 	replicas map[string]*replica
 }
 
@@ -197,8 +198,6 @@ func (r *replicas) reader(id string) (ledger.Ledger, bool) {
 	if r.n.ledger != nil && r.n.ledger.ID() == id {
 		return r.n.ledger, true
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	rp, ok := r.replicas[id]
 	if !ok {
 		return nil, false
@@ -454,9 +453,7 @@ func (r *replicas) apply(ctx context.Context, rp *replica, pub crypto.PubKey, e 
 
 // pause stops replicating ledger id until resume; for tests.
 func (r *replicas) pause(id string, paused bool) error {
-	r.mu.Lock()
 	rp, ok := r.replicas[id]
-	r.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("not following ledger %s", id)
 	}
@@ -502,10 +499,7 @@ func (n *Node) Ledgers(ctx context.Context) ([]LedgerInfo, error) {
 	} else {
 		return nil, fmt.Errorf("ledger %s: %w", n.ledger.ID(), err)
 	}
-	n.repl.mu.Lock()
-	ids := slices.Sorted(maps.Keys(n.repl.replicas))
-	n.repl.mu.Unlock()
-	for _, id := range ids {
+	for _, id := range slices.Sorted(maps.Keys(n.repl.replicas)) {
 		rp := n.repl.replicas[id]
 		v, _ := rp.l.Head()
 		rp.mu.Lock()
@@ -515,17 +509,28 @@ func (n *Node) Ledgers(ctx context.Context) ([]LedgerInfo, error) {
 	return out, nil
 }
 
-// advertisedLedgers are the ledgers the node says it can read: the one it
-// executes on first, then the ones it follows, then the configured ones.
-func (n *Node) advertisedLedgers() []string {
+// readableLedgers are the ids of the ledgers this node reads: the one it
+// executes on first, then the ones it follows.
+func (n *Node) readableLedgers() []string {
 	var out []string
 	if n.ledger != nil {
 		out = append(out, n.ledger.ID())
 	}
-	for _, l := range append(slices.Clone(n.cfg.FollowLedgers), n.cfg.Ledgers...) {
-		if !slices.Contains(out, l) {
-			out = append(out, l)
+	return appendNew(out, n.cfg.FollowLedgers...)
+}
+
+// advertisedLedgers are the ledgers the node says it can reach: those it
+// reads, then the configured ones.
+func (n *Node) advertisedLedgers() []string {
+	return appendNew(n.readableLedgers(), n.cfg.Ledgers...)
+}
+
+// appendNew appends the items not in list yet.
+func appendNew(list []string, items ...string) []string {
+	for _, s := range items {
+		if !slices.Contains(list, s) {
+			list = append(list, s)
 		}
 	}
-	return out
+	return list
 }

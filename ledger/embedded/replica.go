@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/ipfs/go-datastore"
 
@@ -222,37 +221,9 @@ func rejected(err error) bool {
 // transactionDifferences names the fields in which got differs from entry,
 // as "field got-value, not entry-value".
 func transactionDifferences(entry, got ledger.Transaction) []string {
-	var d []string
-	str := func(name, e, g string) {
-		if e != g {
-			d = append(d, fmt.Sprintf("%s %q, not %q", name, g, e))
-		}
+	var out []string
+	for _, d := range ledger.Differences(entry, got) {
+		out = append(out, d.String())
 	}
-	str("id", entry.ID, got.ID)
-	str("ledger_id", entry.LedgerID, got.LedgerID)
-	str("operation", string(entry.Operation), string(got.Operation))
-	str("asset", entry.Asset, got.Asset)
-	str("from", entry.From, got.From)
-	str("to", entry.To, got.To)
-	str("quantity", entry.Quantity, got.Quantity)
-	str("hold_id", entry.HoldID, got.HoldID)
-	if entry.Decimals != got.Decimals {
-		d = append(d, fmt.Sprintf("decimals %d, not %d", got.Decimals, entry.Decimals))
-	}
-	str("idempotency_key", entry.IdempotencyKey, got.IdempotencyKey)
-	if entry.Version != got.Version {
-		d = append(d, fmt.Sprintf("version %d, not %d", got.Version, entry.Version))
-	}
-	str("prev_hash", entry.PrevHash, got.PrevHash)
-	// Equal, not ==: the entry may have crossed the network in another
-	// time zone; the hash covers only the instant.
-	if !entry.Timestamp.Equal(got.Timestamp) {
-		d = append(d, fmt.Sprintf("timestamp %s, not %s",
-			got.Timestamp.Format(time.RFC3339Nano), entry.Timestamp.Format(time.RFC3339Nano)))
-	}
-	// Hashes differ whenever another field does; name them only alone.
-	if len(d) == 0 {
-		str("hash", entry.Hash, got.Hash)
-	}
-	return d
+	return out
 }
