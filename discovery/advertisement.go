@@ -71,6 +71,10 @@ type Advertisement struct {
 	// EncryptionKey is the node's X25519 public key for broadcast payloads
 	// sealed to it, EncryptionKeySize bytes; empty if it has none.
 	EncryptionKey []byte
+	// Executes is the ledger the node executes its org's asset transactions
+	// on, one of Ledgers; empty for a node that executes none (a cluster's
+	// standby node keeps only a replica of its org's ledger).
+	Executes string
 }
 
 // EncryptionKeySize is the size of an advertised X25519 public key.
@@ -99,6 +103,7 @@ func (a *Advertisement) MarshalRecord() ([]byte, error) {
 		Expires:       a.Expires.Unix(),
 		Chain:         a.Chain,
 		EncryptionKey: a.EncryptionKey,
+		Executes:      a.Executes,
 	}
 	for _, addr := range a.Addrs {
 		m.Addrs = append(m.Addrs, addr.Bytes())
@@ -132,6 +137,9 @@ func (a *Advertisement) UnmarshalRecord(data []byte) error {
 			return fmt.Errorf("%w: encryption key of %d bytes is not an X25519 public key", ErrMalformed, len(k))
 		}
 	}
+	if m.Executes != "" && !slices.Contains(m.Ledgers, m.Executes) {
+		return fmt.Errorf("%w: executed ledger %q is not among the advertised ledgers", ErrMalformed, m.Executes)
+	}
 	for _, list := range [][]string{m.Protocols, m.Services, m.Ledgers, {m.Version}} {
 		for _, s := range list {
 			if len(s) > MaxNameLen {
@@ -161,6 +169,7 @@ func (a *Advertisement) UnmarshalRecord(data []byte) error {
 		Expires:       time.Unix(m.Expires, 0).UTC(),
 		Chain:         m.Chain,
 		EncryptionKey: m.EncryptionKey,
+		Executes:      m.Executes,
 	}
 	return nil
 }

@@ -26,6 +26,9 @@ type NodeInfo struct {
 	Expires   time.Time `json:"expires"`
 	// EncryptionKey is the node's X25519 key for encrypted broadcasts.
 	EncryptionKey []byte `json:"encryption_key,omitempty"`
+	// Executes is the ledger the node executes its org's asset
+	// transactions on; empty for a standby node.
+	Executes string `json:"executes,omitempty"`
 }
 
 // Resolution is what is known of an org: its FinID and its nodes.
@@ -54,6 +57,7 @@ func Info(r *Record) NodeInfo {
 		Expires:   r.Ad.Expires,
 
 		EncryptionKey: r.Ad.EncryptionKey,
+		Executes:      r.Ad.Executes,
 	}
 }
 

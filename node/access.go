@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/finp2p/go-finp2p/discovery"
 	"github.com/finp2p/go-finp2p/protocols"
 	"github.com/finp2p/go-finp2p/protocols/pb"
 	"github.com/finp2p/go-finp2p/resource"
@@ -328,7 +330,11 @@ func (n *Node) sendToOrg(ctx context.Context, org string, do func(context.Contex
 		return fmt.Errorf("to %s: %w", org, err)
 	}
 	var errs []string
-	for _, nd := range res.Nodes {
+	for _, nd := range primaryFirst(res.Nodes) {
+		if nd.Peer == n.host.ID() {
+			// A node of a cluster asking its own org: the others answer.
+			continue
+		}
 		ai := addrInfo(nd.Peer, nd.Addrs)
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		_, err := n.Connect(cctx, ai)
@@ -352,7 +358,28 @@ func (n *Node) sendToOrg(ctx context.Context, org string, do func(context.Contex
 		}
 		errs = append(errs, fmt.Sprintf("node %s: %v", nd.Peer, err))
 	}
+	if len(errs) == 0 {
+		return fmt.Errorf("to %s: no other node of the org is known", org)
+	}
 	return fmt.Errorf("to %s: %s", org, strings.Join(errs, "; "))
+}
+
+// primaryFirst orders an org's nodes with those that execute a ledger
+// first: in a cluster, the primary node holds the org's ledger and serves
+// its requests; a standby node is asked only when the primary fails.
+func primaryFirst(nodes []discovery.NodeInfo) []discovery.NodeInfo {
+	out := slices.Clone(nodes)
+	slices.SortStableFunc(out, func(a, b discovery.NodeInfo) int {
+		return cmp.Compare(boolRank(a.Executes == ""), boolRank(b.Executes == ""))
+	})
+	return out
+}
+
+func boolRank(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // refusal is a node's answer that refuses a request, as opposed to a

@@ -109,6 +109,7 @@ func (d *discoverer) build(force bool) (*discovery.Record, error) {
 		Chain:     d.chain,
 
 		EncryptionKey: d.n.bc.key.PublicKey().Bytes(),
+		Executes:      d.n.executedLedger(),
 	}
 	sealed, err := discovery.Seal(ad, d.priv)
 	if err != nil {

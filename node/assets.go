@@ -84,6 +84,9 @@ func (x *assets) handle(s network.Stream) {
 
 func (x *assets) execute(org string, sealedReq []byte) ([]byte, string, error) {
 	n := x.n
+	if n.standbyOf != "" {
+		return nil, "standby", fmt.Errorf("%w; this node keeps a replica of %s", ErrStandby, n.standbyOf)
+	}
 	if !n.acc.limiter.Allow(org) {
 		return nil, "rate-limited", fmt.Errorf("org %s has too many refused requests", org)
 	}
@@ -269,7 +272,7 @@ func (n *Node) Execute(ctx context.Context, op ledger.Operation, r AssetRequest)
 		return prev, nil
 	}
 	var receipt []byte
-	if r.Asset.Org() == n.self.OrgID {
+	if r.Asset.Org() == n.self.OrgID && n.ledger != nil {
 		// This org's own asset: executed here, with the same checks.
 		rc, code, err := x.execute(n.self.OrgID, sealed)
 		if err != nil {
@@ -282,7 +285,12 @@ func (n *Node) Execute(ctx context.Context, op ledger.Operation, r AssetRequest)
 			if err := n.request(ctx, p, protocols.AssetTx, &pb.AssetTxRequest{Request: sealed}, &reply, 128<<10); err != nil {
 				return err
 			}
-			if reply.Code != "" {
+			switch reply.Code {
+			case "":
+			case "standby":
+				// Not a refusal: the org's primary node executes it.
+				return fmt.Errorf("node %s: %w", p, ErrStandby)
+			default:
 				return codeError(reply.Code, reply.Error)
 			}
 			receipt = reply.Receipt

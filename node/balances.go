@@ -263,19 +263,24 @@ func (n *Node) ValidateReceipt(ctx context.Context, tx ledger.Transaction, opts 
 }
 
 // assetLedger is the ledger an asset is on: the one its org's nodes
-// advertise as their own (first in their ledgers).
+// advertise they execute.
 func (n *Node) assetLedger(ctx context.Context, asset resource.ID) (string, error) {
-	if asset.Org() == n.self.OrgID && n.ledger != nil {
-		return n.ledger.ID(), nil
+	if asset.Org() == n.self.OrgID {
+		if n.ledger != nil {
+			return n.ledger.ID(), nil
+		}
+		if n.standbyOf != "" {
+			return n.standbyOf, nil
+		}
 	}
 	res, err := n.Resolve(ctx, asset.Org())
 	if err != nil {
 		return "", err
 	}
 	for _, nd := range res.Nodes {
-		if len(nd.Ledgers) > 0 {
-			return nd.Ledgers[0], nil
+		if nd.Executes != "" {
+			return nd.Executes, nil
 		}
 	}
-	return "", fmt.Errorf("org %s advertises no ledger", asset.Org())
+	return "", fmt.Errorf("no node of org %s advertises a ledger it executes", asset.Org())
 }

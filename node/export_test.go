@@ -3,16 +3,20 @@ package node
 import (
 	"context"
 	"crypto/ecdh"
+	"fmt"
 
 	gossip "github.com/libp2p/go-libp2p-pubsub"
 	gossippb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/finp2p/go-finp2p/asset"
 	"github.com/finp2p/go-finp2p/broadcast"
 	bpb "github.com/finp2p/go-finp2p/broadcast/pb"
 	"github.com/finp2p/go-finp2p/discovery"
+	"github.com/finp2p/go-finp2p/ledger"
 	"github.com/finp2p/go-finp2p/protocols"
 	"github.com/finp2p/go-finp2p/protocols/pb"
+	"github.com/finp2p/go-finp2p/resource"
 )
 
 // ResolveFromDHT resolves org from the DHT alone, bypassing cache and
@@ -48,6 +52,28 @@ func (n *Node) SendAssetRequest(ctx context.Context, org string, sealed []byte) 
 		return nil
 	})
 	return receipt, err
+}
+
+// SendAssetRequestTo seals a transfer request and sends it to node p
+// directly, returning the sealed receipt or the refusal.
+func (n *Node) SendAssetRequestTo(ctx context.Context, p peer.ID, id resource.ID, from, to, quantity, key string) ([]byte, error) {
+	req := &asset.Request{
+		Network: n.genesis.Network, Operation: ledger.OpTransfer, Asset: id.String(),
+		From: from, To: to, Quantity: quantity, IdempotencyKey: n.self.OrgID + "/" + key,
+		Nonce: asset.NewNonce(), Timestamp: n.cfg.now(), RequesterOrg: n.self.OrgID, Peer: n.host.ID(), Chain: n.disc.chain,
+	}
+	sealed, err := asset.SealRequest(req, n.disc.priv)
+	if err != nil {
+		return nil, err
+	}
+	var reply pb.AssetTxResponse
+	if err := n.request(ctx, p, protocols.AssetTx, &pb.AssetTxRequest{Request: sealed}, &reply, 128<<10); err != nil {
+		return nil, err
+	}
+	if reply.Code != "" {
+		return nil, fmt.Errorf("refused (%s): %s", reply.Code, reply.Error)
+	}
+	return reply.Receipt, nil
 }
 
 // OnBroadcastSent calls f with every broadcast request n sends, after its

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/namespace"
@@ -18,14 +19,25 @@ import (
 // in the node's datastore.
 //
 // Every committed mutation wakes the replication streams of its followers.
+//
+// A node whose config follows its own org's embedded ledger is a standby
+// node of a cluster: it executes no ledger, keeps a replica of the one its
+// org's primary node executes, and leaves asset transactions to that node.
 func (n *Node) openLedger(ctx context.Context) error {
 	changed := newSignal()
 	n.repl = newReplicas(n, changed)
+	n.standbyOf = ""
 	if n.cfg.ledger != nil {
 		n.ledger = signalingLedger{Ledger: n.cfg.ledger, changed: changed}
 		return nil
 	}
-	l, err := embedded.Open(ctx, namespace.Wrap(n.ds, datastore.NewKey("/ledger")), n.self.OrgID+"/embedded")
+	id := embeddedLedgerID(n.self.OrgID)
+	if slices.Contains(n.cfg.FollowLedgers, id) {
+		n.standbyOf = id
+		n.log.Info("standby node: keeps a replica of its org's ledger and executes none", "ledger", id)
+		return nil
+	}
+	l, err := embedded.Open(ctx, namespace.Wrap(n.ds, datastore.NewKey("/ledger")), id)
 	if err != nil {
 		return fmt.Errorf("embedded ledger: %w", err)
 	}
@@ -33,11 +45,26 @@ func (n *Node) openLedger(ctx context.Context) error {
 	return nil
 }
 
-// Ledger is the ledger this node executes its org's asset transactions on.
+// embeddedLedgerID is the id of an org's embedded ledger.
+func embeddedLedgerID(org string) string { return org + "/embedded" }
+
+// ErrStandby is returned for what only the node executing a ledger does,
+// asked of a standby node of the same org.
+var ErrStandby = errors.New("standby node: its org's primary node executes the ledger")
+
+// Ledger is the ledger this node executes its org's asset transactions on;
+// nil for a standby node or a node not started.
 func (n *Node) Ledger() ledger.Ledger { return n.ledger }
+
+// Standby reports whether the node is a standby node of its org's cluster,
+// and which ledger it keeps a replica of.
+func (n *Node) Standby() (string, bool) { return n.standbyOf, n.standbyOf != "" }
 
 // ownAsset checks that id is one of this org's assets.
 func (n *Node) ownAsset(op string, id resource.ID) error {
+	if n.standbyOf != "" {
+		return fmt.Errorf("%s %s: %w; this node keeps a replica of %s, ask the node that executes it", op, id, ErrStandby, n.standbyOf)
+	}
 	if n.ledger == nil {
 		return errors.New(op + ": the node is not started")
 	}

@@ -68,10 +68,13 @@ type Node struct {
 	acc     *access
 	upd     *updates
 	ledger  ledger.Ledger
-	assets  *assets
-	priv    *private
-	repl    *replicas
-	bc      *broadcasts
+	// standbyOf is the org ledger a standby node keeps a replica of
+	// instead of executing one; "" for other nodes.
+	standbyOf string
+	assets    *assets
+	priv      *private
+	repl      *replicas
+	bc        *broadcasts
 }
 
 type namedCloser struct {

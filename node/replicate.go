@@ -235,7 +235,7 @@ func (r *replicas) serve(s network.Stream) {
 	case !isJournal:
 		refuse("ledger %s keeps no journal to replicate", req.Ledger)
 		return
-	case !slices.Contains(n.cfg.LedgerFollowers, "*") && !slices.Contains(n.cfg.LedgerFollowers, m.OrgID):
+	case m.OrgID != n.self.OrgID && !slices.Contains(n.cfg.LedgerFollowers, "*") && !slices.Contains(n.cfg.LedgerFollowers, m.OrgID):
 		refuse("org %s may not follow ledger %s", m.OrgID, req.Ledger)
 		return
 	}
@@ -327,8 +327,8 @@ func (r *replicas) follow(rp *replica) {
 	}
 }
 
-// primaries are the nodes that advertise ledger id as the one they
-// execute (first in their ledgers) and are of the org the id names.
+// primaries are the nodes that advertise they execute ledger id and are
+// of the org the id names.
 func (r *replicas) primaries(ctx context.Context, id string) ([]discovery.NodeInfo, error) {
 	res, err := r.n.Resolve(ctx, ledgerOrg(id))
 	if err != nil {
@@ -336,7 +336,7 @@ func (r *replicas) primaries(ctx context.Context, id string) ([]discovery.NodeIn
 	}
 	var out []discovery.NodeInfo
 	for _, nd := range res.Nodes {
-		if len(nd.Ledgers) > 0 && nd.Ledgers[0] == id {
+		if nd.Executes == id && nd.Peer != r.n.host.ID() {
 			out = append(out, nd)
 		}
 	}
@@ -475,7 +475,8 @@ type LedgerInfo struct {
 	// ID is the ledger id.
 	ID string `json:"id"`
 	// Role is "primary" for the ledger the node executes its org's asset
-	// transactions on, "follower" for a replica.
+	// transactions on, "follower" for a replica of another org's ledger,
+	// "standby" for a cluster's standby node's replica of its org's.
 	Role string `json:"role"`
 	// Version is the ledger version this node has.
 	Version uint64 `json:"version"`
@@ -494,16 +495,22 @@ func (n *Node) Ledgers(ctx context.Context) ([]LedgerInfo, error) {
 		return nil, errors.New("ledgers: the node is not started")
 	}
 	var out []LedgerInfo
-	if v, err := n.ledger.Version(ctx); err == nil {
+	if n.ledger != nil {
+		v, err := n.ledger.Version(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("ledger %s: %w", n.ledger.ID(), err)
+		}
 		out = append(out, LedgerInfo{ID: n.ledger.ID(), Role: "primary", Version: v})
-	} else {
-		return nil, fmt.Errorf("ledger %s: %w", n.ledger.ID(), err)
 	}
 	for _, id := range slices.Sorted(maps.Keys(n.repl.replicas)) {
 		rp := n.repl.replicas[id]
 		v, _ := rp.l.Head()
+		role := "follower"
+		if id == n.standbyOf {
+			role = "standby"
+		}
 		rp.mu.Lock()
-		out = append(out, LedgerInfo{ID: id, Role: "follower", Version: v, PrimaryVersion: rp.head, Primary: rp.primary, Error: rp.lastErr})
+		out = append(out, LedgerInfo{ID: id, Role: role, Version: v, PrimaryVersion: rp.head, Primary: rp.primary, Error: rp.lastErr})
 		rp.mu.Unlock()
 	}
 	return out, nil
@@ -517,6 +524,14 @@ func (n *Node) readableLedgers() []string {
 		out = append(out, n.ledger.ID())
 	}
 	return appendNew(out, n.cfg.FollowLedgers...)
+}
+
+// executedLedger is the id of the ledger this node executes, "" if none.
+func (n *Node) executedLedger() string {
+	if n.ledger == nil {
+		return ""
+	}
+	return n.ledger.ID()
 }
 
 // advertisedLedgers are the ledgers the node says it can reach: those it

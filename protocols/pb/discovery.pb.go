@@ -38,8 +38,8 @@ type Advertisement struct {
 	// protocols are the stream protocols the node serves, with versions.
 	Protocols []string `protobuf:"bytes,6,rep,name=protocols,proto3" json:"protocols,omitempty"`
 	Services  []string `protobuf:"bytes,7,rep,name=services,proto3" json:"services,omitempty"`
-	// ledgers are the distributed ledgers the node can read; a node that
-	// executes its org's asset transactions lists that ledger first.
+	// ledgers are the distributed ledgers the node can read: the one it
+	// executes (see executes) first, then the ones it keeps replicas of.
 	Ledgers []string `protobuf:"bytes,8,rep,name=ledgers,proto3" json:"ledgers,omitempty"`
 	// version is the node's software version.
 	Version string `protobuf:"bytes,9,opt,name=version,proto3" json:"version,omitempty"`
@@ -53,6 +53,12 @@ type Advertisement struct {
 	// broadcast payloads meant for it are sealed with HPKE; empty if the node
 	// takes no encrypted broadcasts.
 	EncryptionKey []byte `protobuf:"bytes,13,opt,name=encryption_key,json=encryptionKey,proto3" json:"encryption_key,omitempty"`
+	// executes is the ledger the node executes its org's asset transactions
+	// on, one of ledgers; empty for a node that executes none, such as a
+	// standby node of a cluster, which only keeps a replica of its org's
+	// ledger. Asset transactions go to a node that executes the asset's
+	// ledger.
+	Executes      string `protobuf:"bytes,14,opt,name=executes,proto3" json:"executes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -176,6 +182,13 @@ func (x *Advertisement) GetEncryptionKey() []byte {
 		return x.EncryptionKey
 	}
 	return nil
+}
+
+func (x *Advertisement) GetExecutes() string {
+	if x != nil {
+		return x.Executes
+	}
+	return ""
 }
 
 // DiscoveryRequest is one request on /finp2p/discovery/1.0.0, answered by a
@@ -400,7 +413,7 @@ var File_pb_discovery_proto protoreflect.FileDescriptor
 
 const file_pb_discovery_proto_rawDesc = "" +
 	"\n" +
-	"\x12pb/discovery.proto\x12\x13finp2p.discovery.v1\"\xd3\x02\n" +
+	"\x12pb/discovery.proto\x12\x13finp2p.discovery.v1\"\xef\x02\n" +
 	"\rAdvertisement\x12\x18\n" +
 	"\anetwork\x18\x01 \x01(\tR\anetwork\x12\x10\n" +
 	"\x03org\x18\x02 \x01(\tR\x03org\x12\x15\n" +
@@ -415,7 +428,8 @@ const file_pb_discovery_proto_rawDesc = "" +
 	" \x01(\x04R\x03seq\x12\x18\n" +
 	"\aexpires\x18\v \x01(\x03R\aexpires\x12\x14\n" +
 	"\x05chain\x18\f \x03(\fR\x05chain\x12%\n" +
-	"\x0eencryption_key\x18\r \x01(\fR\rencryptionKey\"\x89\x01\n" +
+	"\x0eencryption_key\x18\r \x01(\fR\rencryptionKey\x12\x1a\n" +
+	"\bexecutes\x18\x0e \x01(\tR\bexecutes\"\x89\x01\n" +
 	"\x10DiscoveryRequest\x12\x1c\n" +
 	"\bregister\x18\x01 \x01(\fH\x00R\bregister\x12\x18\n" +
 	"\x06lookup\x18\x02 \x01(\tH\x00R\x06lookup\x125\n" +
