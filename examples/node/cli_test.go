@@ -1462,6 +1462,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"init", "--repo", "x", "--org", "y", "--role", "king"}, 2, "unknown role"},
 		{[]string{"revoke", "--ca", "x", "--out", "y"}, 2, "exactly one of --serial and --cert"},
 		{[]string{"devnet", "--members", "0"}, 2, "--members 0"},
+		{[]string{"devnet", "--members", "3"}, 2, "want 4 to 16"},
 		{[]string{"ca", "uninstall"}, 2, "unknown subcommand"},
 		{[]string{"genesis", "-h"}, 0, "--network"},
 		{[]string{"status", "--repo", t.TempDir()}, 1, "api.token"},
@@ -1521,27 +1522,58 @@ func TestUsage(t *testing.T) {
 	}
 }
 
-// TestDevnet runs the README's main job end to end with two members.
+// devnetSteps are the steps of a default devnet run, in order, as its
+// report names them.
+var devnetSteps = []string{
+	"prepare ports and directories", "init founder (founding)", "genesis", "certify founder by founding root",
+	"init governor (governance)", "certify governance CA by founding root", "install governance CA",
+	"certify governor by governance CA", "init + certify bank-a", "init + certify bank-b",
+	"init + certify custodian-c", "init + certify asset-manager-d (cluster of 2)",
+	"start founder", "start governor", "start bank-a", "start bank-b", "start asset-manager-d",
+	"start custodian-c", "start asset-manager-d-standby",
+	"members connected via rendezvous", "every member resolves every other org", "GET /v1/orgs lists every org",
+	"resource advertisement", "resource updates", "create users of bank-a", "transfer refused without user details",
+	"private data query", "asset transfer to primary node", "ledger replicas caught up", "balance broadcast",
+	"receipt validation broadcast", "revoke bank-b by governance CA", "publish CRL to governor's API",
+	"revoked member dropped by every node", "stop nodes",
+}
+
+// TestDevnet runs the README's main job end to end, as a user would: the
+// finp2p binary starts real node processes (four member orgs, one of them a
+// two-node cluster, one following another's ledger). It checks each step's
+// outcome in the progress lines and the final report.
 func TestDevnet(t *testing.T) {
 	if testing.Short() {
-		t.Skip("devnet starts five node processes; skipped with -short")
+		t.Skip("devnet starts seven node processes; skipped with -short")
 	}
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "devnet")
-	r := finp2p(t, "devnet", "--members", "2", "--dir", dir, "--timeout", "2m")
+	r := finp2p(t, "devnet", "--dir", dir, "--timeout", "2m")
 	if r.code != 0 {
 		t.Fatalf("devnet: %s", r)
 	}
 	for _, want := range []string{
-		"genesis", "certify governance CA by founding root", "install governance CA",
-		"start bank-a", "start bank-b", "members connected via rendezvous",
-		"every member resolves every other org", "2 of 2 pairs resolved", "GET /v1/orgs lists every org",
+		"4 member organisations (5 member nodes)",
+		"asset-manager-d is a cluster of 2 nodes, custodian-c follows asset-manager-d/embedded",
+		"; follows asset-manager-d/embedded",
+		"2 nodes, one FinID ", "asset-manager-d executes asset-manager-d/embedded, asset-manager-d-standby is its standby",
+		"15 of 15 pairs resolved, asset-manager-d to both its nodes",
+		"asset-manager-d (2 nodes, fund-administration, asset-manager-d/embedded, ethereum)",
 		"bank-a (payments, bank-a/embedded, ethereum)", "bank-b (payments, bank-b/embedded, canton)",
-		"resource advertisement", "public, found by bank-b", "restricted to bank-b, found by bank-b, 404 for governor",
-		"resource updates", "ACL grants bank-b read,subscribe; bank-b got the state, 403 for governor; bank-b received seq 1..3 in order",
-		"asset transfer", "100 issued to alice@bank-b; bank-b moved 40 to bob@bank-b, round trip ", "receipt signed by bank-a verified; balances at bank-a 60/40",
-		"revoke bank-b by governance CA", "publish CRL to governor's API",
-		"revoked member dropped by every node", "stop nodes", "report", "devnet: all 24 steps passed",
+		"custodian-c (custody, asset-manager-d/embedded, custodian-c/embedded, hyperledger-fabric)",
+		"public, found by bank-b", "restricted to bank-b, found by bank-b, 404 for custodian-c",
+		"ACL grants bank-b read,subscribe; bank-b got the state, 403 for custodian-c; bank-b received seq 1..3 in order",
+		"alice bank-a:101:", "bob bank-a:101:",
+		"100 issued to alice, transact granted to bank-a; for bank-a's request asset-manager-d asked bank-a for alice's details, bank-a's ACL refused, so did asset-manager-d: user details unavailable",
+		"bank-a grants asset-manager-d query on alice and bob; asset-manager-d got alice's details from bank-a", "403 for bank-b",
+		"bank-a moved 40 from alice to bob, round trip ",
+		"asset-manager-d's primary node got both users' details from bank-a, executed it and signed the receipt (not the standby); receipt kept and verified by bank-a; balances at asset-manager-d 60/40",
+		"asset-manager-d/embedded at version 3 on asset-manager-d (primary); asset-manager-d-standby (standby) at 3 from asset-manager-d, custodian-c (follower) at 3 from asset-manager-d",
+		"bank-a finds its 3 nodes by ledger: asset-manager-d, asset-manager-d-standby, custodian-c",
+		"bank-a asked the 3 nodes of asset-manager-d/embedded, quorum 3, encrypted: alice has 60 (60 available), agreed by asset-manager-d, asset-manager-d-standby, custodian-c at ledger version 3",
+		" valid, agreed by ", "(quorum 2 of 3); with quantity 41 instead of 40 not valid (the ledger's transaction differs in quantity), agreed by ",
+		"6 nodes dropped bank-b; it is connected to none of them", "7 nodes exited with status 0 after SIGTERM",
+		fmt.Sprintf("devnet: all %d steps passed", len(devnetSteps)),
 	} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("devnet output lacks %q:\n%s", want, r.stdout)
@@ -1550,21 +1582,75 @@ func TestDevnet(t *testing.T) {
 	if strings.Contains(r.stdout, "FAILED") {
 		t.Errorf("devnet reported a failure:\n%s", r.stdout)
 	}
-	for _, org := range []string{"founder", "governor", "bank-a", "bank-b"} {
-		data, err := os.ReadFile(filepath.Join(dir, org, "node.log"))
+	// The report: every step, in order, with outcome ok and a time.
+	_, report, ok := strings.Cut(r.stdout, "\nreport\n")
+	if !ok {
+		t.Fatalf("devnet printed no report:\n%s", r.stdout)
+	}
+	rows := strings.Split(strings.TrimSpace(report), "\n")
+	if len(rows) < len(devnetSteps)+1 {
+		t.Fatalf("report has %d rows, want a header and %d steps:\n%s", len(rows), len(devnetSteps), report)
+	}
+	for i, step := range devnetSteps {
+		fields := strings.Fields(strings.TrimPrefix(rows[i+1], "  "+step))
+		if !strings.HasPrefix(rows[i+1], "  "+step+"  ") || len(fields) != 2 || fields[0] != "ok" {
+			t.Errorf("report row %d is %q, want step %q, ok and its time", i+1, rows[i+1], step)
+			continue
+		}
+		if _, err := time.ParseDuration(strings.Replace(fields[1], "µs", "us", 1)); err != nil {
+			t.Errorf("report row %q: time %q: %v", rows[i+1], fields[1], err)
+		}
+	}
+	for _, name := range []string{"founder", "governor", "bank-a", "bank-b", "custodian-c", "asset-manager-d", "asset-manager-d-standby"} {
+		data, err := os.ReadFile(filepath.Join(dir, name, "node.log"))
 		if err != nil {
-			t.Errorf("node log of %s: %v", org, err)
+			t.Errorf("node log of %s: %v", name, err)
 			continue
 		}
 		if !strings.Contains(string(data), "\nstopped\n") {
-			t.Errorf("%s's node did not stop cleanly; its log:\n%s", org, data)
+			t.Errorf("%s's node did not stop cleanly; its log:\n%s", name, data)
 		}
+	}
+	// devnet.json is only there while --keep keeps the nodes running.
+	if _, err := os.Stat(filepath.Join(dir, "devnet.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("devnet.json after a run without --keep: %v", err)
 	}
 
 	// A devnet never reuses a directory.
-	r = finp2p(t, "devnet", "--members", "1", "--dir", dir)
+	r = finp2p(t, "devnet", "--dir", dir)
 	if r.code != 1 || !strings.Contains(r.stderr, "not empty") {
 		t.Errorf("devnet in a used directory: %s\nwant exit 1, directory not empty", r)
+	}
+}
+
+// TestDevnetFailureNamesStepAndLog: a failed step is reported with its name
+// and the log file of the node concerned, in the progress line, the report
+// and the error devnet exits with.
+func TestDevnetFailureNamesStepAndLog(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	d := &devnet{dir: "/tmp/devnet-x", out: &out, startedAt: time.Now()}
+	ctx := context.Background()
+	if err := d.step(ctx, "create users of bank-a", "", func(context.Context) (string, error) { return "alice, bob", nil }); err != nil {
+		t.Fatal(err)
+	}
+	log := "/tmp/devnet-x/asset-manager-d/node.log"
+	err := d.step(ctx, "asset transfer to primary node", "", func(context.Context) (string, error) {
+		return "", &stepError{log: log, err: errors.New("node asset-manager-d exited (exit status 1)")}
+	})
+	if err == nil || !strings.Contains(err.Error(), `step "asset transfer to primary node" failed`) || !strings.Contains(err.Error(), log) {
+		t.Errorf("step error %v: want it to name the step and %s", err, log)
+	}
+	d.report()
+	for _, want := range []string{
+		"FAILED after", "    log: " + log,
+		"  create users of bank-a          ok",
+		"  asset transfer to primary node  FAILED",
+		`devnet: FAILED at step "asset transfer to primary node"`, "devnet: node log: " + log, "devnet: files kept in /tmp/devnet-x",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
 	}
 }
 

@@ -25,7 +25,6 @@ import (
 	"github.com/finp2p/go-finp2p/api"
 	"github.com/finp2p/go-finp2p/discovery"
 	"github.com/finp2p/go-finp2p/governance"
-	"github.com/finp2p/go-finp2p/ledger"
 	"github.com/finp2p/go-finp2p/node"
 	"github.com/finp2p/go-finp2p/resource"
 )
@@ -36,8 +35,12 @@ const (
 	devnetFounderOrg  = "founder"
 	devnetGovernorOrg = "governor"
 	devnetGovCADir    = "governor-ca"
+	devnetMinMembers  = 4
 	devnetMaxMembers  = 16
 	nodeLogFile       = "node.log"
+	// standbySuffix names the second node of the cluster org, and its
+	// directory: "<org>-standby".
+	standbySuffix = "-standby"
 
 	// pollInterval is how often devnet looks at a node's log or status.
 	pollInterval = 100 * time.Millisecond
@@ -46,8 +49,28 @@ const (
 	stopTimeout = shutdownTimeout + 5*time.Second
 )
 
-// memberOrgs names the member organisations devnet creates, in order.
-var memberOrgs = []string{"bank-a", "bank-b", "custodian-c", "bank-d", "custodian-e", "asset-manager-f"}
+// memberOrgs names the member organisations devnet creates, in order. The
+// first four each have a part in the flows (see the roles below); the
+// others only join, are discovered and hear the broadcasts.
+var memberOrgs = []string{"bank-a", "bank-b", "custodian-c", "asset-manager-d", "bank-e", "custodian-f", "asset-manager-g"}
+
+// The parts of the first four member organisations, by index in memberOrgs.
+const (
+	// requesterIdx (bank-a) is Org A of the spec's flows: it advertises
+	// resources, has users, asks for the asset transfer and sends the
+	// balance and receipt-validation broadcasts.
+	requesterIdx = 0
+	// readerIdx (bank-b) is given access to bank-a's resources and is
+	// revoked at the end.
+	readerIdx = 1
+	// followerIdx (custodian-c) follows the asset manager's ledger: it
+	// keeps a replica and answers ledger broadcasts from it.
+	followerIdx = 2
+	// ownerIdx (asset-manager-d) is Org B: a two-node cluster (a primary
+	// node executing its ledger and a standby node keeping a replica),
+	// owner of the asset transferred.
+	ownerIdx = 3
+)
 
 func memberOrg(i int) string {
 	if i < len(memberOrgs) {
@@ -56,8 +79,13 @@ func memberOrg(i int) string {
 	return fmt.Sprintf("member-%d", i+1)
 }
 
-// devnetLedgers are the ledgers devnet members advertise, one each in turn.
+// devnetLedgers are the ledgers devnet members advertise besides their
+// embedded one, one each in turn.
 var devnetLedgers = []string{"ethereum", "canton", "hyperledger-fabric"}
+
+// embeddedLedger is the id of an org's embedded ledger, the one its
+// primary node executes.
+func embeddedLedger(org string) string { return org + "/embedded" }
 
 // memberServices is what a devnet member advertises it offers, by the kind
 // of organisation its name says it is.
@@ -73,6 +101,9 @@ func memberServices(org string) []string {
 
 // devnode is one node process of the development network.
 type devnode struct {
+	// name is the org, or "<org>-standby" for the second node of the
+	// cluster; it names the node's directory too.
+	name    string
 	org     string
 	role    governance.Role
 	repo    string
@@ -82,9 +113,17 @@ type devnode struct {
 	// services and ledgers are what the node advertises.
 	services []string
 	ledgers  []string
-	peer     peer.ID
-	cert     string // the node's certificate serial, 0x-hex
-	client   *api.Client
+	// follows are the ledgers the node keeps a replica of (config.json's
+	// follow_ledgers); a node following its own org's ledger is a standby.
+	follows []string
+	// followers are the other orgs allowed to replicate the node's ledger
+	// (ledger_followers).
+	followers []string
+	standby   bool
+	peer      peer.ID
+	cert      string // the node's certificate serial, 0x-hex
+	finID     string
+	client    *api.Client
 
 	cmd    *exec.Cmd
 	exited chan struct{} // closed once the process has exited
@@ -96,6 +135,15 @@ func (n *devnode) waitErr() error {
 	n.waitMu.Lock()
 	defer n.waitMu.Unlock()
 	return n.waited
+}
+
+// running returns nil while the node's process runs, else a step error
+// saying how it ended, with its last log line and log file.
+func (n *devnode) running() error {
+	if exited, werr := n.hasExited(); exited {
+		return &stepError{log: n.logPath, err: fmt.Errorf("node %s exited (%v): %s", n.name, describeExit(werr), lastLogLine(n.logPath))}
+	}
+	return nil
 }
 
 // hasExited reports whether the process ended, with its exit error.
@@ -146,41 +194,95 @@ type devnet struct {
 
 	founding  *devnode
 	governor  *devnode
-	memberNs  []*devnode
-	revoked   *devnode
+	memberNs  []*devnode // every member node, the standby after its primary
 	steps     []stepResult
 	crlFile   string
 	startedAt time.Time
 
+	// The nodes with a part in the flows (see requesterIdx and the others).
+	requester, reader, follower, owner, standby *devnode
+	// revoked is the member revoked at the end, once it is.
+	revoked *devnode
+
 	// asset is the public resource the resource step advertised; it stays
 	// advertised, for --keep.
 	asset string
-	// ledgerAsset is the asset the asset step created, its owner and an
-	// account holding some; the balances stay, for --keep.
-	ledgerAsset  string
-	assetOwner   *devnode
-	assetAccount string
+	// users are the requester's users the transfer moves an asset between.
+	users []devUser
+	// ledgerAsset is the asset the transfer moved, on the owner's ledger;
+	// ledgerNodes the nodes that read that ledger; receipt the requester's
+	// receipt of the transfer. They stay, for --keep.
+	ledgerAsset string
+	ledgerNodes []*devnode
+	receipt     api.ReceiptResponse
+}
+
+// devUser is a user of the requester's org.
+type devUser struct {
+	name     string // alice, bob
+	resource string // org:101:<FinID>, the account on the ledger
+	details  []byte // the private data the user was created with
 }
 
 func (d *devnet) nodes() []*devnode {
 	return append([]*devnode{d.founding, d.governor}, d.memberNs...)
 }
 
+// startOrder is the order nodes start in: nodes that follow a ledger after
+// the others, so they find its primary node at once.
+func (d *devnet) startOrder() []*devnode {
+	var first, later []*devnode
+	for _, n := range d.nodes() {
+		if len(n.follows) > 0 {
+			later = append(later, n)
+		} else {
+			first = append(first, n)
+		}
+	}
+	return append(first, later...)
+}
+
+// nodesOf lists the member nodes of org.
+func (d *devnet) nodesOf(org string) []*devnode {
+	var out []*devnode
+	for _, m := range d.memberNs {
+		if m.org == org {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// memberOrgNames lists the member orgs, in order.
+func (d *devnet) memberOrgNames() []string {
+	var out []string
+	for _, m := range d.memberNs {
+		if !slices.Contains(out, m.org) {
+			out = append(out, m.org)
+		}
+	}
+	return out
+}
+
 func runDevnet(ctx context.Context, args []string) error {
 	fs := newFlagSet("devnet", "[--dir DIR] [--members N] [--keep] [--timeout 2m]",
 		"Builds a FinP2P network on 127.0.0.1 from nothing and shows it working: a founding\n"+
-			"authority and genesis, a founding node, a governance organisation whose CA the founding\n"+
-			"authority certifies, N member organisations certified by that CA, every node started as\n"+
-			"its own 'finp2p run' process, membership, discovery, resource advertisement, ACLs, state,\n"+
-			"update topics and an asset transfer with its signed receipt checked through each node's\n"+
-			"API, then one member revoked and the revocation checked on every node.\n"+
-			"Ends with a report; exit status 0 means every step passed.")
+			"authority and genesis, a founding node (the rendezvous node), a governance organisation\n"+
+			"whose CA the founding authority certifies, N member organisations certified by that CA\n"+
+			"(one of them a two-node cluster, one following another's ledger), every node started as\n"+
+			"its own 'finp2p run' process; then, through each node's API: join through rendezvous,\n"+
+			"discovery, resource advertisement, ACLs, state and update topics, users and a private\n"+
+			"data query, an asset transfer routed to the owner's primary node with its signed receipt\n"+
+			"verified, ledger replication, a balance broadcast with a quorum, a receipt-validation\n"+
+			"broadcast, and one member revoked and the revocation checked on every node.\n"+
+			"Ends with a report; exit status 0 means every step passed. With --keep the nodes keep\n"+
+			"running until Ctrl-C, and DIR/devnet.json says how to reach each one.")
 	var dir string
 	var members int
 	var keep bool
 	var timeout time.Duration
 	fs.StringVar(&dir, "dir", "", "directory for the network's files (default: a new temporary directory, removed after a successful run)")
-	fs.IntVar(&members, "members", 3, fmt.Sprintf("number of member organisations (1 to %d)", devnetMaxMembers))
+	fs.IntVar(&members, "members", devnetMinMembers, fmt.Sprintf("number of member organisations, %d to %d: the first %d have a part in the flows, the others only join", devnetMinMembers, devnetMaxMembers, devnetMinMembers))
 	fs.BoolVar(&keep, "keep", false, "leave the nodes running after the checks, until Ctrl-C")
 	fs.DurationVar(&timeout, "timeout", 2*time.Minute, "time allowed for building and checking the network")
 	if err := parseFlags(fs, args); err != nil {
@@ -189,8 +291,8 @@ func runDevnet(ctx context.Context, args []string) error {
 	if err := noArgs(fs); err != nil {
 		return err
 	}
-	if members < 1 || members > devnetMaxMembers {
-		return usagef("--members %d: want 1 to %d", members, devnetMaxMembers)
+	if members < devnetMinMembers || members > devnetMaxMembers {
+		return usagef("--members %d: want %d to %d (the first %d organisations each have a part in the flows)", members, devnetMinMembers, devnetMaxMembers, devnetMinMembers)
 	}
 	if timeout <= 0 {
 		return usagef("--timeout %s: want a positive duration", timeout)
@@ -212,7 +314,8 @@ func runDevnet(ctx context.Context, args []string) error {
 	}
 
 	d := &devnet{dir: dir, exe: exe, members: members, out: os.Stdout, startedAt: time.Now()}
-	fmt.Fprintf(d.out, "devnet: network %s with 1 founding, 1 governance and %d member nodes in %s\n\n", devnetNetwork, members, dir)
+	fmt.Fprintf(d.out, "devnet: network %s with 1 founding, 1 governance and %d member organisations (%d member nodes) in %s\n\n",
+		devnetNetwork, members, members+1, dir)
 
 	// Whatever happens, no node outlives devnet.
 	defer d.stopAll()
@@ -231,8 +334,7 @@ func runDevnet(ctx context.Context, args []string) error {
 		return err
 	}
 	if keep {
-		d.keepRunning(ctx)
-		return nil
+		return d.keepRunning(ctx)
 	}
 	if tempDir {
 		if rmErr := os.RemoveAll(dir); rmErr == nil {
@@ -291,40 +393,43 @@ func (d *devnet) build(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	for _, m := range d.memberNs {
-		if err := d.step(ctx, "init + certify "+m.org, "", func(context.Context) (string, error) {
-			if _, err := d.initNode(m, filepath.Join(d.dir, genesisFile)); err != nil {
-				return "", err
-			}
-			return d.certifyNode(m, govCA)
-		}); err != nil {
+	for _, org := range d.memberOrgNames() {
+		nodes := d.nodesOf(org)
+		name := "init + certify " + org
+		if len(nodes) > 1 {
+			name += fmt.Sprintf(" (cluster of %d)", len(nodes))
+		}
+		if err := d.step(ctx, name, "", func(context.Context) (string, error) { return d.initMember(nodes, govCA) }); err != nil {
 			return err
 		}
 	}
-	for _, n := range d.nodes() {
-		if err := d.step(ctx, "start "+n.org, n.logPath, func(ctx context.Context) (string, error) { return d.start(ctx, n) }); err != nil {
+	for _, n := range d.startOrder() {
+		if err := d.step(ctx, "start "+n.name, n.logPath, func(ctx context.Context) (string, error) { return d.start(ctx, n) }); err != nil {
 			return err
 		}
 	}
-	if err := d.step(ctx, "members connected via rendezvous", "", d.waitConnected); err != nil {
-		return err
+	for _, s := range []struct {
+		name string
+		f    func(context.Context) (string, error)
+	}{
+		{"members connected via rendezvous", d.waitConnected},
+		{"every member resolves every other org", d.waitResolved},
+		{"GET /v1/orgs lists every org", d.listOrgs},
+		{"resource advertisement", d.advertiseResources},
+		{"resource updates", d.resourceUpdates},
+		{"create users of " + d.requester.org, d.createUsers},
+		{"transfer refused without user details", d.transferWithoutDetails},
+		{"private data query", d.privateDataQuery},
+		{"asset transfer to primary node", d.assetTransfer},
+		{"ledger replicas caught up", d.replicasCaughtUp},
+		{"balance broadcast", d.balanceBroadcast},
+		{"receipt validation broadcast", d.receiptValidation},
+	} {
+		if err := d.step(ctx, s.name, "", s.f); err != nil {
+			return err
+		}
 	}
-	if err := d.step(ctx, "every member resolves every other org", "", d.waitResolved); err != nil {
-		return err
-	}
-	if err := d.step(ctx, "GET /v1/orgs lists every org", "", d.listOrgs); err != nil {
-		return err
-	}
-	if err := d.step(ctx, "resource advertisement", "", d.advertiseResources); err != nil {
-		return err
-	}
-	if err := d.step(ctx, "resource updates", "", d.resourceUpdates); err != nil {
-		return err
-	}
-	if err := d.step(ctx, "asset transfer", "", d.assetTransfer); err != nil {
-		return err
-	}
-	d.revoked = d.memberNs[len(d.memberNs)-1]
+	d.revoked = d.reader
 	if err := d.step(ctx, "revoke "+d.revoked.org+" by governance CA", "", d.revoke); err != nil {
 		return err
 	}
@@ -336,7 +441,7 @@ func (d *devnet) build(ctx context.Context) error {
 
 // step runs one step, prints its outcome as it ends and records it.
 func (d *devnet) step(ctx context.Context, name, log string, f func(context.Context) (string, error)) error {
-	fmt.Fprintf(d.out, "%-42s ", name+" ...")
+	fmt.Fprintf(d.out, "%-50s ", name+" ...")
 	start := time.Now()
 	outcome, err := f(ctx)
 	took := time.Since(start)
@@ -397,38 +502,60 @@ func (d *devnet) report() {
 	fmt.Fprintf(d.out, "devnet: all %d steps passed in %s\n", len(d.steps), roundTook(total))
 }
 
-// prepare creates the directory, decides each node's ports and repo.
+// prepare creates the directory, decides each node's ports, repo and part.
 // Ports are taken while holding every listener, so they are distinct, and
 // released just before the nodes bind them.
 func (d *devnet) prepare(context.Context) (string, error) {
 	if err := os.MkdirAll(d.dir, 0o755); err != nil {
 		return "", fmt.Errorf("create %s: %w", d.dir, err)
 	}
-	count := 2 + d.members
+	count := 2 + d.members + 1 // the cluster has two nodes
 	ports, err := freeLoopbackPorts(count + 1)
 	if err != nil {
 		return "", err
 	}
-	mk := func(org string, role governance.Role, apiPort int) *devnode {
-		repo := filepath.Join(d.dir, org)
-		return &devnode{
-			org: org, role: role, repo: repo,
+	next := 1
+	mk := func(name, org string, role governance.Role) *devnode {
+		repo := filepath.Join(d.dir, name)
+		n := &devnode{
+			name: name, org: org, role: role, repo: repo,
 			logPath: filepath.Join(repo, nodeLogFile),
-			apiAddr: net.JoinHostPort("127.0.0.1", fmt.Sprint(apiPort)),
+			apiAddr: net.JoinHostPort("127.0.0.1", fmt.Sprint(ports[next])),
 			listen:  []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"},
 		}
+		next++
+		return n
 	}
-	d.founding = mk(devnetFounderOrg, governance.RoleFounding, ports[1])
+	d.founding = mk(devnetFounderOrg, devnetFounderOrg, governance.RoleFounding)
 	// The founding node is the rendezvous node: its TCP port is in the genesis.
 	d.founding.listen[0] = fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", ports[0])
-	d.governor = mk(devnetGovernorOrg, governance.RoleGovernance, ports[2])
+	d.governor = mk(devnetGovernorOrg, devnetGovernorOrg, governance.RoleGovernance)
+	var byIdx []*devnode
 	for i := range d.members {
-		m := mk(memberOrg(i), governance.RoleMember, ports[3+i])
-		m.services = memberServices(m.org)
+		org := memberOrg(i)
+		m := mk(org, org, governance.RoleMember)
+		m.services = memberServices(org)
 		m.ledgers = []string{devnetLedgers[i%len(devnetLedgers)]}
 		d.memberNs = append(d.memberNs, m)
+		byIdx = append(byIdx, m)
+		if i == ownerIdx {
+			// The cluster's second node: same org, its own key and
+			// certificate, following the org's own ledger, which makes it
+			// a standby of the primary node.
+			s := mk(org+standbySuffix, org, governance.RoleMember)
+			s.services, s.ledgers = m.services, m.ledgers
+			s.follows = []string{embeddedLedger(org)}
+			s.standby = true
+			d.memberNs = append(d.memberNs, s)
+			d.standby = s
+		}
 	}
-	return fmt.Sprintf("rendezvous tcp/%d, %d API ports on 127.0.0.1", ports[0], count), nil
+	d.requester, d.reader, d.follower, d.owner = byIdx[requesterIdx], byIdx[readerIdx], byIdx[followerIdx], byIdx[ownerIdx]
+	d.follower.follows = []string{embeddedLedger(d.owner.org)}
+	// Its own org's nodes may always follow; other orgs must be listed.
+	d.owner.followers = []string{d.follower.org}
+	return fmt.Sprintf("rendezvous tcp/%d, %d API ports on 127.0.0.1; %s is a cluster of 2 nodes, %s follows %s",
+		ports[0], count, d.owner.org, d.follower.org, embeddedLedger(d.owner.org)), nil
 }
 
 // freeLoopbackPorts returns n distinct TCP ports free on 127.0.0.1.
@@ -452,7 +579,8 @@ func freeLoopbackPorts(n int) ([]int, error) {
 }
 
 // initNode creates a node's repo; genesisPath may be empty when the genesis
-// does not exist yet (the founding node's peer ID goes into it).
+// does not exist yet (the founding node's peer ID goes into it). What the
+// node follows goes into its config.json.
 func (d *devnet) initNode(n *devnode, genesisPath string) (string, error) {
 	res, err := initRepo(initOptions{
 		Repo: n.repo, Org: n.org, Role: n.role, Genesis: genesisPath,
@@ -461,13 +589,68 @@ func (d *devnet) initNode(n *devnode, genesisPath string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if len(n.follows) > 0 || len(n.followers) > 0 {
+		if err := setReplication(n.repo, n.follows, n.followers); err != nil {
+			return "", err
+		}
+	}
 	n.peer = res.PeerID
 	token, err := node.ReadToken(n.repo)
 	if err != nil {
 		return "", err
 	}
-	n.client = &api.Client{Base: "http://" + n.apiAddr, Token: token, HTTP: &http.Client{Timeout: 5 * time.Second}}
+	n.client = &api.Client{Base: "http://" + n.apiAddr, Token: token, HTTP: &http.Client{Timeout: 10 * time.Second}}
 	return "peer " + res.PeerID.String(), nil
+}
+
+// setReplication writes a repo's follow_ledgers and ledger_followers, as
+// an operator would edit config.json.
+func setReplication(repo string, follows, followers []string) error {
+	path := filepath.Join(repo, node.ConfigFileName)
+	cfg, err := node.LoadConfigFile(path)
+	if err != nil {
+		return err
+	}
+	if err := node.WithFollowLedgers(follows...)(&cfg); err != nil {
+		return fmt.Errorf("follow_ledgers: %w", err)
+	}
+	if err := node.WithLedgerFollowers(followers...)(&cfg); err != nil {
+		return fmt.Errorf("ledger_followers: %w", err)
+	}
+	return node.WriteConfigFile(path, cfg)
+}
+
+// initMember creates and certifies the nodes of one member org: one node,
+// or the two of the cluster, which share the org's FinID.
+func (d *devnet) initMember(nodes []*devnode, caDir string) (string, error) {
+	genesisPath := filepath.Join(d.dir, genesisFile)
+	var outcome string
+	for _, n := range nodes {
+		if _, err := d.initNode(n, genesisPath); err != nil {
+			return "", fmt.Errorf("%s: %w", n.name, err)
+		}
+		out, err := d.certifyNode(n, caDir)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", n.name, err)
+		}
+		outcome = out
+	}
+	first := nodes[0]
+	if len(nodes) == 1 {
+		if len(first.follows) > 0 {
+			outcome += "; follows " + strings.Join(first.follows, ", ")
+		}
+		return outcome, nil
+	}
+	var serials []string
+	for _, n := range nodes {
+		if n.finID != first.finID {
+			return "", fmt.Errorf("%s got FinID %s, %s got %s: the nodes of one org must share it", first.name, first.finID, n.name, n.finID)
+		}
+		serials = append(serials, n.cert)
+	}
+	return fmt.Sprintf("%d nodes, one FinID %s, serials %s; %s executes %s, %s is its standby",
+		len(nodes), first.finID, strings.Join(serials, ", "), first.name, embeddedLedger(first.org), d.standby.name), nil
 }
 
 func (d *devnet) genesis(context.Context) (string, error) {
@@ -494,6 +677,7 @@ func (d *devnet) certifyNode(n *devnode, caDir string) (string, error) {
 		return "", err
 	}
 	n.cert = serialHex(res.Cert)
+	n.finID = res.Member.FinID
 	return fmt.Sprintf("%s, FinID %s, serial %s", res.Member.Role, res.Member.FinID, n.cert), nil
 }
 
@@ -640,8 +824,8 @@ func poll(ctx context.Context, what string, check func() (done bool, progress st
 func (d *devnet) statuses(ctx context.Context) (map[*devnode]node.Status, error) {
 	out := map[*devnode]node.Status{}
 	for _, n := range d.nodes() {
-		if exited, werr := n.hasExited(); exited {
-			return nil, &stepError{log: n.logPath, err: fmt.Errorf("node %s exited (%v): %s", n.org, describeExit(werr), lastLogLine(n.logPath))}
+		if err := n.running(); err != nil {
+			return nil, err
 		}
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		st, err := n.client.Status(cctx)
@@ -685,7 +869,7 @@ func (d *devnet) waitConnected(ctx context.Context) (string, error) {
 		var missing []string
 		for _, n := range all {
 			if _, ok := sts[n]; !ok {
-				missing = append(missing, n.org+": API not answering")
+				missing = append(missing, n.name+": API not answering")
 			}
 		}
 		if len(missing) > 0 {
@@ -696,10 +880,10 @@ func (d *devnet) waitConnected(ctx context.Context) (string, error) {
 				continue
 			}
 			if !slices.Contains(connectedPeers(sts[rv]), n.peer.String()) {
-				missing = append(missing, rv.org+" does not list "+n.org)
+				missing = append(missing, rv.name+" does not list "+n.name)
 			}
 			if !slices.Contains(connectedPeers(sts[n]), rv.peer.String()) {
-				missing = append(missing, n.org+" does not list "+rv.org)
+				missing = append(missing, n.name+" does not list "+rv.name)
 			}
 		}
 		direct, pairs = 0, 0
@@ -723,7 +907,7 @@ func (d *devnet) waitConnected(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return fmt.Sprintf("%s lists all %d other nodes and each lists %s; %d of %d other pairs directly connected",
-		rv.org, len(all)-1, rv.org, direct, pairs), nil
+		rv.name, len(all)-1, rv.name, direct, pairs), nil
 }
 
 // resolveTimeout bounds the discovery steps, so a network that does not
@@ -731,42 +915,43 @@ func (d *devnet) waitConnected(ctx context.Context) (string, error) {
 // overall --timeout.
 const resolveTimeout = 45 * time.Second
 
-// waitResolved asks every member's API to resolve every other member org
-// (GET /v1/orgs/{org}) until each answer names the org's node, and reports
-// how many pairs resolved, where the answers came from and how long it took.
+// waitResolved asks every member node's API to resolve every other member
+// org (GET /v1/orgs/{org}) until each answer names all of the org's nodes
+// (both nodes of the cluster), and reports how many pairs resolved, where
+// the answers came from and how long it took.
 func (d *devnet) waitResolved(ctx context.Context) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
 	defer cancel()
-	type pair struct{ from, to *devnode }
+	type pair struct {
+		from *devnode
+		org  string
+	}
 	var pending []pair
 	for _, a := range d.memberNs {
-		for _, b := range d.memberNs {
-			if a != b {
-				pending = append(pending, pair{a, b})
+		for _, org := range d.memberOrgNames() {
+			if a.org != org {
+				pending = append(pending, pair{a, org})
 			}
 		}
 	}
 	total := len(pending)
-	if total == 0 {
-		return "one member: no other org to resolve", nil
-	}
 	start := time.Now()
 	sources := map[string]int{}
 	var slowest time.Duration
-	err := poll(ctx, fmt.Sprintf("all %d member pairs to resolve each other", total), func() (bool, string, error) {
+	err := poll(ctx, fmt.Sprintf("all %d (member node, other org) pairs to resolve", total), func() (bool, string, error) {
 		var still []pair
 		var last string
 		for _, p := range pending {
-			if exited, werr := p.from.hasExited(); exited {
-				return false, "", &stepError{log: p.from.logPath, err: fmt.Errorf("node %s exited (%v): %s", p.from.org, describeExit(werr), lastLogLine(p.from.logPath))}
+			if err := p.from.running(); err != nil {
+				return false, "", err
 			}
-			res, err := p.from.client.Resolve(ctx, p.to.org)
+			res, err := p.from.client.Resolve(ctx, p.org)
 			if err == nil {
-				err = checkResolution(res, p.to)
+				err = checkResolution(res, p.org, d.nodesOf(p.org))
 			}
 			if err != nil {
 				still = append(still, p)
-				last = fmt.Sprintf("%s resolving %s: %v", p.from.org, p.to.org, err)
+				last = fmt.Sprintf("%s resolving %s: %v", p.from.name, p.org, err)
 				continue
 			}
 			sources[res.Source]++
@@ -784,23 +969,35 @@ func (d *devnet) waitResolved(ctx context.Context) (string, error) {
 			from = append(from, fmt.Sprintf("%s %d", src, sources[src]))
 		}
 	}
-	return fmt.Sprintf("%d of %d pairs resolved, all within %s (answers from %s)", total, total, roundTook(slowest), strings.Join(from, ", ")), nil
+	return fmt.Sprintf("%d of %d pairs resolved, %s to both its nodes, all within %s (answers from %s)",
+		total, total, d.owner.org, roundTook(slowest), strings.Join(from, ", ")), nil
 }
 
-// checkResolution says what is wrong with a resolution of n's org, if anything.
-func checkResolution(res discovery.Resolution, n *devnode) error {
-	if res.Org != n.org {
+// checkResolution says what is wrong with a resolution of org, whose nodes
+// are nodes, if anything.
+func checkResolution(res discovery.Resolution, org string, nodes []*devnode) error {
+	if res.Org != org {
 		return fmt.Errorf("answer is for org %q", res.Org)
 	}
+	for _, n := range nodes {
+		if err := checkListed(res, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkListed says whether a resolution lists node n with an address.
+func checkListed(res discovery.Resolution, n *devnode) error {
 	for _, info := range res.Nodes {
 		if info.Peer == n.peer {
 			if len(info.Addrs) == 0 {
-				return fmt.Errorf("node %s has no address", n.peer)
+				return fmt.Errorf("node %s (%s) has no address", n.name, n.peer)
 			}
 			return nil
 		}
 	}
-	return fmt.Errorf("answer lists %d nodes, not %s", len(res.Nodes), n.peer)
+	return fmt.Errorf("answer lists %d nodes, not %s (%s)", len(res.Nodes), n.name, n.peer)
 }
 
 // listOrgs asks one member's API for the member list (GET /v1/orgs) until
@@ -808,11 +1005,11 @@ func checkResolution(res discovery.Resolution, n *devnode) error {
 func (d *devnet) listOrgs(ctx context.Context) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
 	defer cancel()
-	asker := d.memberNs[0]
+	asker := d.requester
 	var orgs []discovery.Resolution
 	err := poll(ctx, asker.org+"'s /v1/orgs to list every member", func() (bool, string, error) {
-		if exited, werr := asker.hasExited(); exited {
-			return false, "", &stepError{log: asker.logPath, err: fmt.Errorf("node %s exited (%v): %s", asker.org, describeExit(werr), lastLogLine(asker.logPath))}
+		if err := asker.running(); err != nil {
+			return false, "", err
 		}
 		var err error
 		if orgs, err = asker.client.Orgs(ctx, discovery.Filter{}); err != nil {
@@ -829,12 +1026,12 @@ func (d *devnet) listOrgs(ctx context.Context) (string, error) {
 				missing = append(missing, m.org+" not listed")
 				continue
 			}
-			if err := checkResolution(o, m); err != nil {
+			if err := checkListed(o, m); err != nil {
 				missing = append(missing, m.org+": "+err.Error())
 				continue
 			}
 			if !advertises(o, m) {
-				missing = append(missing, fmt.Sprintf("%s does not advertise services %v and ledgers %v", m.org, m.services, m.ledgers))
+				missing = append(missing, fmt.Sprintf("%s does not advertise services %v and ledgers %v", m.name, m.services, m.ledgers))
 			}
 		}
 		return len(missing) == 0, strings.Join(missing, ", "), nil
@@ -852,7 +1049,11 @@ func (d *devnet) listOrgs(ctx context.Context) (string, error) {
 		}
 		slices.Sort(services)
 		slices.Sort(ledgers)
-		if offers := append(slices.Compact(services), slices.Compact(ledgers)...); len(offers) > 0 {
+		offers := append(slices.Compact(services), slices.Compact(ledgers)...)
+		if len(o.Nodes) > 1 {
+			offers = append([]string{fmt.Sprintf("%d nodes", len(o.Nodes))}, offers...)
+		}
+		if len(offers) > 0 {
 			s += " (" + strings.Join(offers, ", ") + ")"
 		}
 		shown = append(shown, s)
@@ -882,17 +1083,14 @@ func advertises(res discovery.Resolution, n *devnode) bool {
 	return false
 }
 
-// advertiseResources has the first member advertise a public asset, which
-// another node finds through its API (GET /v1/resources/{id}, from the DHT),
-// then a restricted asset handed to one other org only: that org's node finds
-// it and a third node gets 404. With fewer than three members the governance
-// and founding orgs stand in for the missing ones.
+// advertiseResources has the requester (bank-a) advertise a public asset,
+// which the reader (bank-b) finds through its API (GET /v1/resources/{id},
+// from the DHT), then a restricted asset handed to the reader's org only:
+// its node finds it and a third node (the follower's) gets 404.
 func (d *devnet) advertiseResources(ctx context.Context) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
 	defer cancel()
-	owner := d.memberNs[0]
-	others := append(slices.Clone(d.memberNs[1:]), d.governor, d.founding)
-	allowed, refused := others[0], others[1]
+	owner, allowed, refused := d.requester, d.reader, d.follower
 
 	local := uuid.NewString()
 	public := owner.org + ":" + resource.TypeAsset + ":" + local
@@ -912,8 +1110,8 @@ func (d *devnet) advertiseResources(ctx context.Context) (string, error) {
 		return "", err
 	}
 	err := poll(ctx, refused.org+" to get 404 for the restricted asset", func() (bool, string, error) {
-		if exited, werr := refused.hasExited(); exited {
-			return false, "", &stepError{log: refused.logPath, err: fmt.Errorf("node %s exited (%v): %s", refused.org, describeExit(werr), lastLogLine(refused.logPath))}
+		if err := refused.running(); err != nil {
+			return false, "", err
 		}
 		info, err := refused.client.FindResource(ctx, restricted)
 		var p *api.Problem
@@ -932,18 +1130,17 @@ func (d *devnet) advertiseResources(ctx context.Context) (string, error) {
 		shortResourceID(public), allowed.org, shortResourceID(restricted), allowed.org, allowed.org, refused.org), nil
 }
 
-// resourceUpdates has the first member set the ACL of its public asset,
-// granting another member read and subscribe, and put its state, which that
-// member gets through its API (GET /v1/resources/{id}/state) while a third
-// node is refused with 403; then the member subscribes over server-sent
-// events, the owner publishes three updates and they arrive in order. The
-// ACL, not the public advertisement, now decides who reads the asset.
+// resourceUpdates has the requester (bank-a) set the ACL of its public
+// asset, granting the reader (bank-b) read and subscribe, and put its state,
+// which the reader gets through its API (GET /v1/resources/{id}/state) while
+// the follower's node is refused with 403; then the reader subscribes over
+// server-sent events, the owner publishes three updates and they arrive in
+// order. The ACL, not the public advertisement, now decides who reads the
+// asset.
 func (d *devnet) resourceUpdates(ctx context.Context) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
 	defer cancel()
-	owner := d.memberNs[0]
-	others := append(slices.Clone(d.memberNs[1:]), d.governor, d.founding)
-	allowed, refused := others[0], others[1]
+	owner, allowed, refused := d.requester, d.reader, d.follower
 	id := d.asset
 
 	// The ACL goes to the orgs it names; set it again until it reached them.
@@ -1023,98 +1220,14 @@ func (d *devnet) resourceUpdates(ctx context.Context) (string, error) {
 		shortResourceID(id), allowed.org, allowed.org, refused.org, allowed.org, seqs[0], seqs[count-1], roundTook(time.Since(start))), nil
 }
 
-// assetTransfer has the first member create an asset on its ledger, issue
-// 100 to a user of another member and grant that member transact; that
-// member asks for a transfer of 40 between two of its users
-// (POST /v1/transactions) and gets the owner's signed receipt, which it
-// reads back (GET /v1/receipts/{txid}) and verifies (POST
-// /v1/receipts/verify); the owner's ledger then shows 60 and 40. Accounts
-// are plain names, not resource ids. The step reports the transfer's round
-// trip: the requester's API call, the signed request to the owner's node,
-// the ledger, the signed receipt back, verified and stored.
-func (d *devnet) assetTransfer(ctx context.Context) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
-	defer cancel()
-	owner := d.memberNs[0]
-	requester := append(slices.Clone(d.memberNs[1:]), d.governor, d.founding)[0]
-	id := owner.org + ":" + resource.TypeAsset + ":" + uuid.NewString()
-	alice, bob := "alice@"+requester.org, "bob@"+requester.org
-
-	if _, err := owner.client.CreateAsset(ctx, api.CreateAssetRequest{Asset: id, Decimals: 2, IdempotencyKey: "create-" + id}); err != nil {
-		return "", &stepError{log: owner.logPath, err: err}
-	}
-	if _, err := owner.client.IssueAsset(ctx, id, api.IssueRequest{To: alice, Quantity: "100", IdempotencyKey: "issue-" + id}); err != nil {
-		return "", &stepError{log: owner.logPath, err: err}
-	}
-	d.ledgerAsset, d.assetOwner, d.assetAccount = id, owner, alice
-	err := d.retry(ctx, owner, owner.org+" to hand the ACL of "+id+" to "+requester.org, func() (bool, string, error) {
-		acl, err := owner.client.SetACL(ctx, id, api.ACLRequest{Grants: map[string]string{requester.org: "transact"}})
-		if err != nil {
-			return false, "", err
-		}
-		return acl.Warning == "", acl.Warning, nil
-	})
-	if err != nil {
-		return "", err
-	}
-
-	// One idempotency key for every try: the owner transfers at most once.
-	req := api.TransactionRequest{Operation: ledger.OpTransfer, Asset: id, From: alice, To: bob, Quantity: "40", IdempotencyKey: "devnet-" + uuid.NewString()}
-	var rc api.ReceiptResponse
-	var roundTrip time.Duration
-	err = d.retry(ctx, requester, requester.org+" to transfer 40 of "+id, func() (bool, string, error) {
-		start := time.Now()
-		var err error
-		rc, err = requester.client.Execute(ctx, req)
-		roundTrip = time.Since(start)
-		return err == nil, "", err
-	})
-	if err != nil {
-		return "", err
-	}
-	tx := rc.Transaction
-	if tx.Operation != ledger.OpTransfer || tx.From != alice || tx.To != bob || tx.Quantity != "40" || rc.SignerOrg != owner.org || rc.SignerPeer != owner.peer.String() {
-		return "", fmt.Errorf("%s's receipt says %s of %s from %s to %s signed by %s (peer %s), want transfer of 40 from %s to %s signed by %s (peer %s)",
-			requester.org, tx.Operation, tx.Quantity, tx.From, tx.To, rc.SignerOrg, rc.SignerPeer, alice, bob, owner.org, owner.peer)
-	}
-	kept, err := requester.client.Receipt(ctx, tx.ID)
-	if err != nil {
-		return "", &stepError{log: requester.logPath, err: err}
-	}
-	if !bytes.Equal(kept.Receipt, rc.Receipt) {
-		return "", &stepError{log: requester.logPath, err: fmt.Errorf("%s keeps another receipt of %s than the transfer returned", requester.org, tx.ID)}
-	}
-	v, err := requester.client.VerifyReceipt(ctx, kept.Receipt)
-	if err != nil {
-		return "", &stepError{log: requester.logPath, err: fmt.Errorf("verify the receipt of %s: %w", tx.ID, err)}
-	}
-	if !v.Valid || v.Transaction.ID != tx.ID {
-		return "", fmt.Errorf("%s verified %+v, want the receipt of %s valid", requester.org, v, tx.ID)
-	}
-
-	var got []string
-	for _, account := range []string{alice, bob} {
-		bal, err := owner.client.Balance(ctx, id, account)
-		if err != nil {
-			return "", &stepError{log: owner.logPath, err: err}
-		}
-		got = append(got, bal.Current)
-	}
-	if got[0] != "60" || got[1] != "40" {
-		return "", fmt.Errorf("%s's ledger has %s for %s and %s for %s, want 60 and 40", owner.org, got[0], alice, got[1], bob)
-	}
-	return fmt.Sprintf("%s 100 issued to %s; %s moved 40 to %s, round trip %s, receipt signed by %s verified; balances at %s %s/%s",
-		shortResourceID(id), alice, requester.org, bob, roundTook(roundTrip), owner.org, owner.org, got[0], got[1]), nil
-}
-
 // retry calls f every pollInterval until it reports done, while n's node
 // runs. Errors are taken as passing (the network, the owner's node not
 // reached yet), except a *stepError and a problem other than a 502, which
 // fail at once.
 func (d *devnet) retry(ctx context.Context, n *devnode, what string, f func() (bool, string, error)) error {
 	return poll(ctx, what, func() (bool, string, error) {
-		if exited, werr := n.hasExited(); exited {
-			return false, "", &stepError{log: n.logPath, err: fmt.Errorf("node %s exited (%v): %s", n.org, describeExit(werr), lastLogLine(n.logPath))}
+		if err := n.running(); err != nil {
+			return false, "", err
 		}
 		done, progress, err := f()
 		var p *api.Problem
@@ -1137,8 +1250,8 @@ func (d *devnet) retry(ctx context.Context, n *devnode, what string, f func() (b
 func (d *devnet) advertise(ctx context.Context, owner *devnode, id, topic string, to []string) (node.ResourceInfo, error) {
 	var info node.ResourceInfo
 	err := poll(ctx, owner.org+" to advertise "+id, func() (bool, string, error) {
-		if exited, werr := owner.hasExited(); exited {
-			return false, "", &stepError{log: owner.logPath, err: fmt.Errorf("node %s exited (%v): %s", owner.org, describeExit(werr), lastLogLine(owner.logPath))}
+		if err := owner.running(); err != nil {
+			return false, "", err
 		}
 		var err error
 		info, err = owner.client.AdvertiseResource(ctx, id, topic, to)
@@ -1158,8 +1271,8 @@ func (d *devnet) advertise(ctx context.Context, owner *devnode, id, topic string
 func (d *devnet) find(ctx context.Context, from *devnode, id string, owner *devnode) (node.ResourceInfo, error) {
 	var info node.ResourceInfo
 	err := poll(ctx, from.org+" to find "+id, func() (bool, string, error) {
-		if exited, werr := from.hasExited(); exited {
-			return false, "", &stepError{log: from.logPath, err: fmt.Errorf("node %s exited (%v): %s", from.org, describeExit(werr), lastLogLine(from.logPath))}
+		if err := from.running(); err != nil {
+			return false, "", err
 		}
 		var err error
 		if info, err = from.client.FindResource(ctx, id); err != nil {
@@ -1216,7 +1329,7 @@ func (d *devnet) waitRevoked(ctx context.Context) (string, error) {
 		}
 	}
 	var fatal error
-	err := poll(ctx, "every node to drop "+r.org, func() (bool, string, error) {
+	err := poll(ctx, "every node to drop "+r.name, func() (bool, string, error) {
 		sts, err := d.statuses(ctx)
 		if err != nil {
 			fatal = err
@@ -1226,18 +1339,18 @@ func (d *devnet) waitRevoked(ctx context.Context) (string, error) {
 		for _, n := range others {
 			st, ok := sts[n]
 			if !ok {
-				still = append(still, n.org+": API not answering")
+				still = append(still, n.name+": API not answering")
 			} else if slices.Contains(connectedPeers(st), r.peer.String()) {
-				still = append(still, n.org+" still lists "+r.org)
+				still = append(still, n.name+" still lists "+r.name)
 			}
 		}
 		st, ok := sts[r]
 		if !ok {
-			still = append(still, r.org+": API not answering")
+			still = append(still, r.name+": API not answering")
 		} else {
 			for _, n := range others {
 				if slices.Contains(connectedPeers(st), n.peer.String()) {
-					still = append(still, r.org+" still connected to "+n.org)
+					still = append(still, r.name+" still connected to "+n.name)
 				}
 			}
 		}
@@ -1249,7 +1362,7 @@ func (d *devnet) waitRevoked(ctx context.Context) (string, error) {
 		}
 		return "", err
 	}
-	return fmt.Sprintf("%d nodes dropped %s; it is connected to none of them", len(others), r.org), nil
+	return fmt.Sprintf("%d nodes dropped %s; it is connected to none of them", len(others), r.name), nil
 }
 
 // stopStep stops every node and checks each exited cleanly.
@@ -1258,7 +1371,7 @@ func (d *devnet) stopStep(context.Context) (string, error) {
 	var bad []string
 	for _, n := range d.nodes() {
 		if err, ok := results[n]; ok && err != nil {
-			bad = append(bad, fmt.Sprintf("%s: %v (%s)", n.org, err, n.logPath))
+			bad = append(bad, fmt.Sprintf("%s: %v (%s)", n.name, err, n.logPath))
 		}
 	}
 	if len(bad) > 0 {
@@ -1307,50 +1420,4 @@ func stopProcess(n *devnode) error {
 	killGroup(n.cmd.Process)
 	<-n.exited
 	return fmt.Errorf("did not exit within %s of SIGTERM and was killed", stopTimeout)
-}
-
-// keepRunning serves --keep: it shows how to reach each node, waits for
-// Ctrl-C (or SIGTERM) and then stops the nodes.
-func (d *devnet) keepRunning(ctx context.Context) {
-	fmt.Fprintf(d.out, "\nthe nodes keep running; press Ctrl-C to stop them\n")
-	tw := tabwriter.NewWriter(d.out, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "  NODE\tROLE\tAPI\tTOKEN\tLOG\n")
-	for _, n := range d.nodes() {
-		role := string(n.role)
-		if n == d.revoked {
-			role += " (revoked)"
-		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", n.org, role, n.client.Base, filepath.Join(n.repo, node.TokenFileName), n.logPath)
-	}
-	_ = tw.Flush()
-	example := d.founding
-	for _, m := range d.memberNs {
-		if m != d.revoked {
-			example = m
-			break
-		}
-	}
-	fmt.Fprintf(d.out, "try:  finp2p status --repo %s\n", example.repo)
-	if len(example.services) > 0 {
-		fmt.Fprintf(d.out, "      finp2p orgs --repo %s --service %s\n", example.repo, example.services[0])
-	} else {
-		fmt.Fprintf(d.out, "      finp2p orgs --repo %s\n", example.repo)
-	}
-	fmt.Fprintf(d.out, "      finp2p resolve %s --repo %s\n", d.governor.org, example.repo)
-	if d.asset != "" {
-		fmt.Fprintf(d.out, "      finp2p find %s --repo %s\n", d.asset, example.repo)
-	}
-	if d.ledgerAsset != "" {
-		fmt.Fprintf(d.out, "      finp2p balance %s %s --repo %s\n", d.ledgerAsset, d.assetAccount, d.assetOwner.repo)
-	}
-	fmt.Fprintf(d.out, "      curl -H \"Authorization: Bearer $(cat %s)\" %s/v1/status\n",
-		filepath.Join(example.repo, node.TokenFileName), example.client.Base)
-	<-ctx.Done()
-	fmt.Fprintf(d.out, "\nstopping %d nodes\n", len(d.nodes()))
-	results := d.stopAll()
-	for _, n := range d.nodes() {
-		if err, ok := results[n]; ok {
-			fmt.Fprintf(d.out, "  %-16s %s\n", n.org, describeExit(err))
-		}
-	}
 }
