@@ -13,7 +13,10 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ipfs/go-datastore"
@@ -51,7 +54,7 @@ type Node struct {
 	log *slog.Logger
 
 	mu      sync.Mutex
-	started bool
+	started atomic.Bool   // set under mu; read without it by Started
 	closers []namedCloser // what Start set up, undone in reverse
 
 	genesis *governance.Genesis
@@ -110,7 +113,7 @@ func New(opts ...Option) (*Node, error) {
 func (n *Node) Start(ctx context.Context) (err error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.started {
+	if n.started.Load() {
 		return errors.New("node already started")
 	}
 	defer func() {
@@ -269,7 +272,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.repl.start()
 	n.onClose("ledger replication", n.repl.close)
 
-	n.started = true
+	n.started.Store(true)
 	n.log.Info("node started", "peer", n.host.ID(), "role", n.self.Role, "network", n.genesis.Network, "addrs", n.host.Addrs())
 	return nil
 }
@@ -318,6 +321,9 @@ func (n *Node) startHost(priv crypto.PrivKey) error {
 	h, err := libp2p.New(opts...)
 	if err != nil {
 		_ = inner.Close()
+		if errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use") {
+			return &ConfigError{Field: "listen", Err: fmt.Errorf("%v: a port is already in use by another process: pick another port or stop the process that holds it: %w", n.cfg.Listen, err)}
+		}
 		return fmt.Errorf("libp2p host on %v: %w", n.cfg.Listen, err)
 	}
 	n.host = h
@@ -329,11 +335,15 @@ func (n *Node) onClose(name string, f func() error) {
 	n.closers = append(n.closers, namedCloser{name, f})
 }
 
+// Started reports whether Start has finished and Close has not begun. It
+// does not wait for a Start or Close in progress.
+func (n *Node) Started() bool { return n.started.Load() }
+
 // Close stops the node, undoing Start in reverse order, within ctx.
 func (n *Node) Close(ctx context.Context) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.started = false
+	n.started.Store(false)
 	return n.closeLocked(ctx)
 }
 

@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -254,10 +253,6 @@ func fieldNames() []string {
 	return names
 }
 
-// validateField finds the field node.Config.Validate names: its errors
-// start "config: <field>: ".
-var validateField = regexp.MustCompile(`^config: ([a-z_]+):`)
-
 // validate checks the effective configuration and names the field that is
 // wrong, the config file and, when the value came from elsewhere, where.
 func (rc *repoConfig) validate() error {
@@ -266,8 +261,8 @@ func (rc *repoConfig) validate() error {
 		return nil
 	}
 	source := ""
-	if m := validateField.FindStringSubmatch(err.Error()); m != nil {
-		source = rc.sources[m[1]]
+	if ce, ok := errors.AsType[*node.ConfigError](err); ok {
+		source = rc.sources[ce.Field]
 	}
 	switch source {
 	case "", fromFile:
