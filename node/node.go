@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -29,6 +30,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
@@ -296,7 +298,8 @@ func (n *Node) openDatastore() error {
 }
 
 func (n *Node) startHost(priv crypto.PrivKey) error {
-	inner, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(rcmgr.DefaultLimits.AutoScale()))
+	limits := resourceLimits()
+	inner, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()))
 	if err != nil {
 		return fmt.Errorf("resource manager: %w", err)
 	}
@@ -329,6 +332,29 @@ func (n *Node) startHost(priv crypto.PrivKey) error {
 	n.host = h
 	n.onClose("host", h.Close)
 	return nil
+}
+
+// Request protocols a member may run many of at once with one node: a
+// bank's node sends asset transactions, queries and broadcast answers in
+// parallel over one connection. libp2p's default of about 64 inbound
+// streams per peer and protocol would refuse the 65th concurrent request.
+var busyProtocols = []protocol.ID{
+	protocols.AssetTx, protocols.PrivateData, protocols.ResourceGet, protocols.ResourceACL,
+	protocols.BroadcastRequest, protocols.BroadcastResponse,
+}
+
+// busyProtocolPeerLimit is the per-peer limit of each busy protocol.
+var busyProtocolPeerLimit = rcmgr.BaseLimit{StreamsInbound: 1024, StreamsOutbound: 1024, Streams: 2048, Memory: 64 << 20}
+
+// resourceLimits are libp2p's default limits with room for busyProtocols.
+func resourceLimits() rcmgr.ScalingLimitConfig {
+	cfg := rcmgr.DefaultLimits
+	// The copy would share the package default's map.
+	cfg.ProtocolPeerLimits = maps.Clone(cfg.ProtocolPeerLimits)
+	for _, p := range busyProtocols {
+		cfg.AddProtocolPeerLimit(p, busyProtocolPeerLimit, rcmgr.BaseLimitIncrease{})
+	}
+	return cfg
 }
 
 func (n *Node) onClose(name string, f func() error) {
