@@ -65,7 +65,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	default:
 	}
-	if n.Host() == nil {
+	if !n.Started() {
 		writeProblem(w, http.StatusServiceUnavailable, "node-not-started", "the node is not started")
 		return
 	}

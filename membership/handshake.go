@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -90,7 +91,7 @@ func (s *Service) watchdog(p peer.ID, st *peerState) {
 			s.resolve(st, governance.Member{}, err)
 			return
 		}
-		s.refuse(p, st, err)
+		s.refuseSlow(p, st, err)
 	}
 }
 
@@ -111,6 +112,8 @@ func (s *Service) initiate(c network.Conn, st *peerState) {
 		s.resolve(st, governance.Member{}, err)
 		s.log.Error("a peer refused this node's certificate", "peer", p, "reason", err)
 		_ = c.Close()
+	case errors.Is(err, errTransport):
+		s.refuseSlow(p, st, err)
 	default:
 		s.refuse(p, st, err)
 	}
@@ -182,11 +185,14 @@ func (s *Service) handleStream(str network.Stream) {
 	if err := protocols.ReadMsg(str, &hello, protocols.MaxHelloSize); err != nil {
 		str.Reset()
 		err = fmt.Errorf("membership handshake from %s: %w", p, err)
-		if c.IsClosed() {
+		switch {
+		case c.IsClosed():
 			s.interrupted(p, st, err)
-			return
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			s.refuseSlow(p, st, err)
+		default:
+			s.refuse(p, st, err)
 		}
-		s.refuse(p, st, err)
 		return
 	}
 	m, err := s.check(c, &hello)

@@ -55,8 +55,11 @@ type Config struct {
 	// HandshakeTimeout bounds a handshake; a peer that has not proved
 	// membership by then is disconnected. Default 10s.
 	HandshakeTimeout time.Duration
-	// BlockDuration is how long a peer that failed the handshake stays
-	// blocked. Revoked peers stay blocked for good. Default 10m.
+	// BlockDuration is how long a peer whose credentials failed the
+	// handshake stays blocked; one that only ran out of time (or whose
+	// handshake broke in transit) is blocked for at most 30s, as it may be
+	// a member slowed by load. Revoked peers stay blocked for good.
+	// Default 10m.
 	BlockDuration time.Duration
 	// SweepInterval is how often connected members are checked for expiry.
 	// Default 30s.
@@ -311,20 +314,37 @@ func (s *Service) refuse(p peer.ID, st *peerState, err error) {
 	s.refuseAfter(p, st, err, 0)
 }
 
+// slowHandshakeBlock bounds the block of a peer that did not finish the
+// handshake in time or whose handshake broke in transit: that peer proved
+// nothing, but it may be a member slowed by load rather than an intruder,
+// so it may try again soon. A peer whose credentials fail is blocked for
+// the whole BlockDuration.
+const slowHandshakeBlock = 30 * time.Second
+
+// refuseSlow is refuse for a handshake that timed out or broke in transit:
+// the peer is blocked for at most slowHandshakeBlock.
+func (s *Service) refuseSlow(p peer.ID, st *peerState, err error) {
+	s.block(p, st, err, 0, min(slowHandshakeBlock, s.cfg.BlockDuration))
+}
+
 // refuseAfter is refuse that keeps the connections open for grace, so that
 // an answer already written (the reason for the refusal) can reach the peer.
 // The block applies at once: nothing but that answer gets through.
 func (s *Service) refuseAfter(p peer.ID, st *peerState, err error, grace time.Duration) {
+	s.block(p, st, err, grace, s.cfg.BlockDuration)
+}
+
+func (s *Service) block(p peer.ID, st *peerState, err error, grace, d time.Duration) {
 	s.resolve(st, governance.Member{}, err)
 	s.mu.Lock()
 	if b, ok := s.blocked[p]; !ok || !b.permanent {
-		s.blocked[p] = block{reason: err.Error(), until: s.cfg.Now().Add(s.cfg.BlockDuration)}
+		s.blocked[p] = block{reason: err.Error(), until: s.cfg.Now().Add(d)}
 	}
 	h := s.host
 	s.mu.Unlock()
 	s.metrics.handshakes.WithLabelValues("refused").Inc()
 	s.log.Warn("peer refused: membership not proved; disconnected and blocked",
-		"peer", p, "blocked_for", s.cfg.BlockDuration, "reason", err)
+		"peer", p, "blocked_for", d, "reason", err)
 	if h == nil {
 		return
 	}

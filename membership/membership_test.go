@@ -6,6 +6,7 @@ import (
 	"math/big"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,7 +110,9 @@ func rawStream(ctx context.Context, h host.Host, p peer.ID, proto protocol.ID) (
 }
 
 func TestUncertifiedPeerGetsNoAnswer(t *testing.T) {
-	net := testnet.New(t, testnet.Options{Members: 1, NodeOptions: []node.Option{node.WithHandshakeTimeout(3 * time.Second)}})
+	var skew atomic.Int64 // how far the nodes' clock is ahead
+	clock := node.WithClock(func() time.Time { return time.Now().Add(time.Duration(skew.Load())) })
+	net := testnet.New(t, testnet.Options{Members: 1, NodeOptions: []node.Option{node.WithHandshakeTimeout(3 * time.Second), clock}})
 	member := net.Nodes()[2]
 	r := rogue(t)
 
@@ -190,10 +193,23 @@ func TestUncertifiedPeerGetsNoAnswer(t *testing.T) {
 			return r.Network().Connectedness(member.ID()) != network.Connected
 		})
 	}
+	// A peer that only ran out of time may be a member slowed by load: its
+	// block ends after 30s, not after the 10-minute block of a peer whose
+	// credentials failed.
+	skew.Store(int64(29 * time.Second))
+	if _, blocked := member.Blocked(r.ID()); !blocked {
+		t.Fatal("rogue unblocked within 29s of a missed handshake")
+	}
+	skew.Store(int64(31 * time.Second))
+	if reason, blocked := member.Blocked(r.ID()); blocked {
+		t.Fatalf("rogue still blocked 31s after a missed handshake: %s", reason)
+	}
 }
 
 func TestForgedChainRefusedAndBlocked(t *testing.T) {
-	net := testnet.New(t, testnet.Options{Members: 1})
+	var skew atomic.Int64 // how far the nodes' clock is ahead
+	clock := node.WithClock(func() time.Time { return time.Now().Add(time.Duration(skew.Load())) })
+	net := testnet.New(t, testnet.Options{Members: 1, NodeOptions: []node.Option{clock}})
 	member := net.Nodes()[2]
 
 	// A CA outside the genesis certifies the rogue's key properly.
@@ -251,6 +267,11 @@ func TestForgedChainRefusedAndBlocked(t *testing.T) {
 	})
 	if _, blocked := member.Blocked(r.ID()); !blocked {
 		t.Fatal("forged peer not blocked")
+	}
+	// Failed credentials keep the whole 10-minute block.
+	skew.Store(int64(9 * time.Minute))
+	if _, blocked := member.Blocked(r.ID()); !blocked {
+		t.Fatal("forged peer unblocked within 9 minutes")
 	}
 }
 

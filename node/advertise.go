@@ -168,8 +168,34 @@ func (d *discoverer) register(p peer.ID, rec *discovery.Record) {
 }
 
 // putDHT stores the current record under its DHT key and provides the org's
-// content ID, so DHT resolution finds every node of the org.
+// content ID, so DHT resolution finds every node of the org. One put runs at
+// a time: asked for while one runs (a joining node meets many peers at
+// once), it returns at once and the running one puts again when it ends if
+// the record is still not in the DHT.
 func (d *discoverer) putDHT() {
+	d.mu.Lock()
+	if d.dhtPut {
+		d.dhtAgain = true
+		d.mu.Unlock()
+		return
+	}
+	d.dhtPut = true
+	d.mu.Unlock()
+	for {
+		d.putDHTOnce()
+		d.mu.Lock()
+		again := d.dhtAgain && d.dhtDirty && d.ctx.Err() == nil
+		d.dhtAgain = false
+		if !again {
+			d.dhtPut = false
+			d.mu.Unlock()
+			return
+		}
+		d.mu.Unlock()
+	}
+}
+
+func (d *discoverer) putDHTOnce() {
 	d.mu.Lock()
 	cur := d.current
 	d.mu.Unlock()

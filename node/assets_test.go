@@ -3,6 +3,7 @@ package node_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -208,5 +209,57 @@ func TestAssetTransferWithSignedReceipt(t *testing.T) {
 	}
 	if after, _ := b.Ledger().Version(ctx); after != version {
 		t.Fatalf("ledger version moved from %d to %d on refused requests", version, after)
+	}
+}
+
+// TestManyConcurrentTransfersFromOneNode sends 200 transfers at once from
+// one node to one owner: every one gets its receipt. libp2p's default
+// resource limits refused a peer's streams of one protocol beyond about 64
+// at once.
+func TestManyConcurrentTransfersFromOneNode(t *testing.T) {
+	net := testnet.New(t, testnet.Options{Members: 2, Join: true})
+	a, owner := net.Nodes()[2], net.Nodes()[3]
+	testnet.Eventually(t, 10*time.Second, "member-1 resolves member-2", func() bool {
+		return resolves(a, "member-2", owner.ID(), "")
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	bond := resource.MustParseID("member-2:102:busy-bond")
+	if _, err := owner.CreateAsset(ctx, bond, 0, "create"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := owner.Issue(ctx, bond, "alice@member-1", "1000", "issue"); err != nil {
+		t.Fatal(err)
+	}
+	if err := owner.SetACL(ctx, resource.ACL{Resource: bond, Grants: map[string]resource.Right{"member-1": resource.RightTransact}}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	errs := make(chan error, n)
+	start := make(chan struct{})
+	for i := range n {
+		go func() {
+			<-start
+			_, err := a.Transfer(ctx, node.AssetRequest{Asset: bond, From: "alice@member-1", To: "bob@member-1", Quantity: "1", IdempotencyKey: fmt.Sprint("busy-", i)})
+			errs <- err
+		}()
+	}
+	close(start)
+	failed := 0
+	var first error
+	for range n {
+		if err := <-errs; err != nil {
+			failed++
+			if first == nil {
+				first = err
+			}
+		}
+	}
+	if failed > 0 {
+		t.Fatalf("%d of %d concurrent transfers failed, first: %v", failed, n, first)
+	}
+	bal, err := owner.Balance(ctx, bond, "bob@member-1")
+	if err != nil || bal.Current != fmt.Sprint(n) {
+		t.Fatalf("bob's balance %+v, %v; want %d", bal, err, n)
 	}
 }

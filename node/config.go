@@ -436,58 +436,70 @@ func marshalConfig(c Config) ([]byte, error) {
 	return append(data, '\n'), nil
 }
 
-// Validate checks every field and names the first that is wrong.
+// ConfigError is an invalid configuration: the config.json field that is
+// wrong and why.
+type ConfigError struct {
+	Field string
+	Err   error
+}
+
+func (e *ConfigError) Error() string { return "config: " + e.Field + ": " + e.Err.Error() }
+
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// Validate checks every field and names the first that is wrong, as a
+// *ConfigError.
 func (c *Config) Validate() error {
 	if c.RepoDir == "" {
-		return errors.New("config: repo directory is not set")
+		return &ConfigError{Field: "repo", Err: errors.New("repo directory is not set")}
 	}
 	if len(c.Listen) == 0 {
-		return errors.New("config: listen: no listen address")
+		return &ConfigError{Field: "listen", Err: errors.New("no listen address")}
 	}
 	for _, a := range c.Listen {
 		if err := checkListenAddr(a); err != nil {
-			return fmt.Errorf("config: listen: %w", err)
+			return &ConfigError{Field: "listen", Err: err}
 		}
 	}
 	if _, _, err := net.SplitHostPort(c.API); err != nil {
-		return fmt.Errorf("config: api: %q: %w", c.API, err)
+		return &ConfigError{Field: "api", Err: fmt.Errorf("%q: %w", c.API, err)}
 	}
 	for name, v := range map[string]string{"genesis": c.Genesis, "certificate": c.Certificate, "key": c.Key} {
 		if v == "" {
-			return fmt.Errorf("config: %s: file path is empty", name)
+			return &ConfigError{Field: name, Err: errors.New("file path is empty")}
 		}
 	}
 	if c.datastore == nil && c.Datastore != DatastorePebble && c.Datastore != DatastoreMemory {
-		return fmt.Errorf("config: datastore: %q is not %q or %q", c.Datastore, DatastorePebble, DatastoreMemory)
+		return &ConfigError{Field: "datastore", Err: fmt.Errorf("%q is not %q or %q", c.Datastore, DatastorePebble, DatastoreMemory)}
 	}
 	if c.HandshakeTimeout <= 0 {
-		return fmt.Errorf("config: handshake_timeout: %s must be positive", time.Duration(c.HandshakeTimeout))
+		return &ConfigError{Field: "handshake_timeout", Err: fmt.Errorf("%s must be positive", time.Duration(c.HandshakeTimeout))}
 	}
 	if c.BlockDuration <= 0 {
-		return fmt.Errorf("config: block_duration: %s must be positive", time.Duration(c.BlockDuration))
+		return &ConfigError{Field: "block_duration", Err: fmt.Errorf("%s must be positive", time.Duration(c.BlockDuration))}
 	}
 	for _, a := range c.Announce {
 		if err := checkAnnounceAddr(a); err != nil {
-			return fmt.Errorf("config: announce: %w", err)
+			return &ConfigError{Field: "announce", Err: err}
 		}
 	}
 	if _, err := parseNoAnnounce(c.NoAnnounce); err != nil {
-		return fmt.Errorf("config: no_announce: %w", err)
+		return &ConfigError{Field: "no_announce", Err: err}
 	}
 	if err := checkNames("service", c.Services); err != nil {
-		return fmt.Errorf("config: services: %w", err)
+		return &ConfigError{Field: "services", Err: err}
 	}
 	if err := checkNames("ledger", c.Ledgers); err != nil {
-		return fmt.Errorf("config: ledgers: %w", err)
+		return &ConfigError{Field: "ledgers", Err: err}
 	}
 	if err := checkAdvertisementTTL(time.Duration(c.AdvertisementTTL)); err != nil {
-		return fmt.Errorf("config: advertisement_ttl: %w", err)
+		return &ConfigError{Field: "advertisement_ttl", Err: err}
 	}
 	if err := checkFollowLedgers(c.FollowLedgers); err != nil {
-		return fmt.Errorf("config: follow_ledgers: %w", err)
+		return &ConfigError{Field: "follow_ledgers", Err: err}
 	}
 	if err := checkFollowers(c.LedgerFollowers); err != nil {
-		return fmt.Errorf("config: ledger_followers: %w", err)
+		return &ConfigError{Field: "ledger_followers", Err: err}
 	}
 	return nil
 }

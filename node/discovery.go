@@ -73,6 +73,8 @@ type discoverer struct {
 	current   *discovery.Record
 	seq       uint64
 	dhtDirty  bool                 // the current record is not in the DHT yet
+	dhtPut    bool                 // a putDHT is running
+	dhtAgain  bool                 // putDHT was asked for while one ran
 	refreshed map[string]time.Time // org → last background refresh
 	lastErr   error                // why the last advertisement failed
 }

@@ -12,8 +12,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ipfs/go-datastore"
@@ -26,6 +30,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
@@ -51,7 +56,7 @@ type Node struct {
 	log *slog.Logger
 
 	mu      sync.Mutex
-	started bool
+	started atomic.Bool   // set under mu; read without it by Started
 	closers []namedCloser // what Start set up, undone in reverse
 
 	genesis *governance.Genesis
@@ -110,7 +115,7 @@ func New(opts ...Option) (*Node, error) {
 func (n *Node) Start(ctx context.Context) (err error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.started {
+	if n.started.Load() {
 		return errors.New("node already started")
 	}
 	defer func() {
@@ -269,7 +274,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.repl.start()
 	n.onClose("ledger replication", n.repl.close)
 
-	n.started = true
+	n.started.Store(true)
 	n.log.Info("node started", "peer", n.host.ID(), "role", n.self.Role, "network", n.genesis.Network, "addrs", n.host.Addrs())
 	return nil
 }
@@ -293,7 +298,8 @@ func (n *Node) openDatastore() error {
 }
 
 func (n *Node) startHost(priv crypto.PrivKey) error {
-	inner, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(rcmgr.DefaultLimits.AutoScale()))
+	limits := resourceLimits()
+	inner, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()))
 	if err != nil {
 		return fmt.Errorf("resource manager: %w", err)
 	}
@@ -318,6 +324,9 @@ func (n *Node) startHost(priv crypto.PrivKey) error {
 	h, err := libp2p.New(opts...)
 	if err != nil {
 		_ = inner.Close()
+		if errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use") {
+			return &ConfigError{Field: "listen", Err: fmt.Errorf("%v: a port is already in use by another process: pick another port or stop the process that holds it: %w", n.cfg.Listen, err)}
+		}
 		return fmt.Errorf("libp2p host on %v: %w", n.cfg.Listen, err)
 	}
 	n.host = h
@@ -325,15 +334,42 @@ func (n *Node) startHost(priv crypto.PrivKey) error {
 	return nil
 }
 
+// Request protocols a member may run many of at once with one node: a
+// bank's node sends asset transactions, queries and broadcast answers in
+// parallel over one connection. libp2p's default of about 64 inbound
+// streams per peer and protocol would refuse the 65th concurrent request.
+var busyProtocols = []protocol.ID{
+	protocols.AssetTx, protocols.PrivateData, protocols.ResourceGet, protocols.ResourceACL,
+	protocols.BroadcastRequest, protocols.BroadcastResponse,
+}
+
+// busyProtocolPeerLimit is the per-peer limit of each busy protocol.
+var busyProtocolPeerLimit = rcmgr.BaseLimit{StreamsInbound: 1024, StreamsOutbound: 1024, Streams: 2048, Memory: 64 << 20}
+
+// resourceLimits are libp2p's default limits with room for busyProtocols.
+func resourceLimits() rcmgr.ScalingLimitConfig {
+	cfg := rcmgr.DefaultLimits
+	// The copy would share the package default's map.
+	cfg.ProtocolPeerLimits = maps.Clone(cfg.ProtocolPeerLimits)
+	for _, p := range busyProtocols {
+		cfg.AddProtocolPeerLimit(p, busyProtocolPeerLimit, rcmgr.BaseLimitIncrease{})
+	}
+	return cfg
+}
+
 func (n *Node) onClose(name string, f func() error) {
 	n.closers = append(n.closers, namedCloser{name, f})
 }
+
+// Started reports whether Start has finished and Close has not begun. It
+// does not wait for a Start or Close in progress.
+func (n *Node) Started() bool { return n.started.Load() }
 
 // Close stops the node, undoing Start in reverse order, within ctx.
 func (n *Node) Close(ctx context.Context) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.started = false
+	n.started.Store(false)
 	return n.closeLocked(ctx)
 }
 

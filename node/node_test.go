@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"io/fs"
 	"math/big"
+	stdnet "net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -197,5 +199,58 @@ func TestRevocationSurvivesRestart(t *testing.T) {
 	}
 	if _, err := b.Connect(ctx, testnet.AddrInfo(a2)); err == nil {
 		t.Fatal("revoked peer connected after restart")
+	}
+}
+
+func TestStartNamesAPortInUse(t *testing.T) {
+	net := testnet.NewEmpty(t)
+	repo := net.Repo("founding-org", governance.RoleFounding, net.Founding)
+	held, err := stdnet.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	port := held.Addr().(*stdnet.TCPAddr).Port
+	addr := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port)
+	nd, err := node.Open(repo, node.WithListenAddrs(addr), node.WithInMemoryDatastore())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = nd.Start(context.Background())
+	if err == nil {
+		_ = nd.Close(context.Background())
+		t.Fatalf("started on %s, which another listener holds", addr)
+	}
+	ce, ok := errors.AsType[*node.ConfigError](err)
+	if !ok || ce.Field != "listen" || !strings.Contains(err.Error(), addr) || !strings.Contains(err.Error(), "already in use") {
+		t.Fatalf("err = %v, want a ConfigError on listen naming %s as already in use", err, addr)
+	}
+	if nd.Started() {
+		t.Fatal("Started() after a failed Start")
+	}
+
+	// The same node starts once the port is free, and Started follows.
+	held.Close()
+	if err := nd.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !nd.Started() {
+		t.Fatal("Started() false after Start")
+	}
+	if err := nd.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if nd.Started() {
+		t.Fatal("Started() after Close")
+	}
+}
+
+func TestValidateNamesTheField(t *testing.T) {
+	cfg := node.DefaultConfig()
+	cfg.RepoDir = t.TempDir()
+	cfg.BlockDuration = 0
+	ce, ok := errors.AsType[*node.ConfigError](cfg.Validate())
+	if !ok || ce.Field != "block_duration" {
+		t.Fatalf("Validate() = %v, want a ConfigError on block_duration", cfg.Validate())
 	}
 }

@@ -273,8 +273,19 @@ func (u *updates) deliverFrom(t *updateTopic, publisher peer.ID, upd *pb.Resourc
 func (u *updates) fill(t *updateTopic, publisher peer.ID, from, to uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	backoff := fillRetryMin
 	for {
-		u.fetchRange(ctx, t, publisher, from, to)
+		if !u.fetchRange(ctx, t, publisher, from, to) {
+			// The publisher did not answer: wait before asking again
+			// rather than asking as fast as it fails.
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+			}
+			backoff = min(2*backoff, fillRetryMax)
+		} else {
+			backoff = fillRetryMin
+		}
 		t.mu.Lock()
 		last := t.last[publisher]
 		next := t.pending[publisher][last+1]
@@ -303,28 +314,35 @@ func (u *updates) fill(t *updateTopic, publisher peer.ID, from, to uint64) {
 	}
 }
 
+// Retry bounds of fill when the publisher does not answer.
+const (
+	fillRetryMin = 100 * time.Millisecond
+	fillRetryMax = 5 * time.Second
+)
+
 // fetchRange fetches updates from..to from the publisher and delivers each
-// that is next.
-func (u *updates) fetchRange(ctx context.Context, t *updateTopic, publisher peer.ID, from, to uint64) {
+// that is next. It reports whether the publisher answered.
+func (u *updates) fetchRange(ctx context.Context, t *updateTopic, publisher peer.ID, from, to uint64) bool {
 	for from <= to {
 		var reply pb.UpdatesResponse
 		req := &pb.UpdatesRequest{Resource: t.id.String(), From: from, To: to}
 		if err := u.n.request(ctx, publisher, protocols.ResourceUpdates, req, &reply, maxUpdatesPerFetch*(MaxUpdateSize+64)); err != nil || reply.Code != "" {
 			u.n.log.Warn("missing resource updates not fetched", "resource", t.id, "publisher", publisher, "from", from, "to", to, "error", err, "refused", reply.Error)
-			return
+			return false
 		}
 		if len(reply.Updates) == 0 {
-			return
+			return true
 		}
 		for _, upd := range reply.Updates {
 			if upd.Seq != from || upd.Resource != t.id.String() {
 				u.n.log.Warn("publisher answered with other updates than asked", "resource", t.id, "publisher", publisher, "want", from, "got", upd.Seq)
-				return
+				return false
 			}
 			u.deliverFrom(t, publisher, upd)
 			from++
 		}
 	}
+	return true
 }
 
 // deliver decrypts an update if needed and hands it to every subscription.
@@ -413,6 +431,7 @@ func (u *updates) baseline(ctx context.Context, t *updateTopic) {
 	for _, nd := range res.Nodes {
 		head, ok := u.head(ctx, t, nd.Peer, nd.Addrs)
 		if !ok {
+			u.n.log.Warn("subscription starts without the publisher's head: an update lost before the first received goes unnoticed", "resource", t.id, "peer", nd.Peer, "org", t.id.Org())
 			continue
 		}
 		t.mu.Lock()

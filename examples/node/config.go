@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -35,14 +34,14 @@ var configDocs = map[string]string{
 	"key":               "the node's Ed25519 key, PKCS#8 PEM, mode 0600",
 	"datastore":         "pebble (persistent, in DIR/datastore) or memory (state lost at exit; for tests)",
 	"handshake_timeout": "how long a peer has to complete the membership handshake",
-	"block_duration":    "how long a peer that failed the handshake is blocked",
+	"block_duration":    "how long a peer whose credentials failed the handshake is blocked (one that only ran out of time: at most 30s)",
 	"announce":          "multiaddrs advertised instead of the listen addresses, such as a public or NAT address (no /p2p)",
 	"no_announce":       "multiaddrs, or ranges such as /ip4/10.0.0.0/ipcidr/8, never advertised",
 	"services":          "FinP2P services the organisation offers, as advertised (such as custody)",
 	"ledgers":           "ledgers the organisation can reach, as advertised",
 	"advertisement_ttl": "how long the node's advertisement is valid; it re-advertises every third of it",
-	"follow_ledgers":    "ledgers of other orgs the node keeps a replica of (\"bank-a/embedded\"), to answer balance and receipt broadcasts",
-	"ledger_followers":  "orgs allowed to replicate this node's embedded ledger; \"*\" allows every member",
+	"follow_ledgers":    "ledgers the node keeps a replica of (\"bank-a/embedded\"), to answer balance and receipt broadcasts; its own org's ledger makes the node a cluster's standby node, which executes no ledger and leaves asset transactions to the org's primary node",
+	"ledger_followers":  "other orgs allowed to replicate this node's embedded ledger (its own org's standby nodes always are); \"*\" allows every member",
 }
 
 // configField is one field of config.json: its JSON name and Go type.
@@ -254,10 +253,6 @@ func fieldNames() []string {
 	return names
 }
 
-// validateField finds the field node.Config.Validate names: its errors
-// start "config: <field>: ".
-var validateField = regexp.MustCompile(`^config: ([a-z_]+):`)
-
 // validate checks the effective configuration and names the field that is
 // wrong, the config file and, when the value came from elsewhere, where.
 func (rc *repoConfig) validate() error {
@@ -266,8 +261,8 @@ func (rc *repoConfig) validate() error {
 		return nil
 	}
 	source := ""
-	if m := validateField.FindStringSubmatch(err.Error()); m != nil {
-		source = rc.sources[m[1]]
+	if ce, ok := errors.AsType[*node.ConfigError](err); ok {
+		source = rc.sources[ce.Field]
 	}
 	switch source {
 	case "", fromFile:
