@@ -186,7 +186,7 @@ func runLedgers(ctx context.Context, args []string) error {
 	}
 	for _, l := range infos {
 		line := fmt.Sprintf("%-30s %-8s version %d", l.ID, l.Role, l.Version)
-		if l.Role == "follower" {
+		if l.Role != "primary" {
 			line += fmt.Sprintf(" (primary at %d", l.PrimaryVersion)
 			if l.Primary != "" {
 				line += ", streaming from " + l.Primary.String()
