@@ -282,6 +282,9 @@ var assetProblems = []struct {
 	{ledger.ErrIdempotencyConflict, http.StatusConflict, "idempotency-conflict"},
 	{ledger.ErrAssetExists, http.StatusConflict, "asset-exists"},
 	{ledger.ErrInsufficientBalance, http.StatusUnprocessableEntity, "insufficient-balance"},
+	// The owner's node could not have the details of a user the
+	// transaction involves from the user's org (its ACL refuses query).
+	{node.ErrUserData, http.StatusUnprocessableEntity, "user-data-unavailable"},
 	{ledger.ErrUnknownAsset, http.StatusNotFound, "unknown-asset"},
 	{ledger.ErrUnknownAccount, http.StatusNotFound, "unknown-account"},
 	{ledger.ErrUnknownHold, http.StatusNotFound, "unknown-hold"},

@@ -96,7 +96,7 @@ func (d *devnet) transferWithoutDetails(ctx context.Context) (string, error) {
 		switch {
 		case err == nil:
 			return false, "", &stepError{log: owner.logPath, err: fmt.Errorf("%s executed the transfer without the details of %s's users", owner.name, req.org)}
-		case errors.As(err, &p) && strings.Contains(p.Detail, node.ErrUserData.Error()):
+		case errors.As(err, &p) && p.Kind() == "user-data-unavailable":
 			refusal = p.Detail
 			return true, "", nil
 		case errors.As(err, &p) && p.Status != http.StatusBadGateway:
