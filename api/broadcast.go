@@ -106,12 +106,16 @@ type BroadcastResult struct {
 	AgreedBy     []ResponderJSON `json:"agreed_by"`
 	Disagreed    []ResponderJSON `json:"disagreed"`
 	Unanswered   []ResponderJSON `json:"unanswered"`
-	// Failed are the nodes asked that gave no valid response in time.
-	Failed  []string          `json:"failed"`
-	Dropped []DroppedJSON     `json:"dropped"`
-	Asked   []string          `json:"asked"`
-	NotSent map[string]string `json:"not_sent,omitempty"`
-	TookMS  float64           `json:"took_ms"`
+	// Failed are the nodes asked that gave no valid response in time,
+	// when the quorum was not reached.
+	Failed []string `json:"failed"`
+	// NotAwaited are the nodes asked that had not answered yet when the
+	// quorum was reached.
+	NotAwaited []string          `json:"not_awaited"`
+	Dropped    []DroppedJSON     `json:"dropped"`
+	Asked      []string          `json:"asked"`
+	NotSent    map[string]string `json:"not_sent,omitempty"`
+	TookMS     float64           `json:"took_ms"`
 }
 
 func answerJSON(b []byte) (json.RawMessage, []byte) {
@@ -141,11 +145,14 @@ func broadcastResult(r *node.BroadcastResult) BroadcastResult {
 		Scope: ScopeJSON{Kind: string(r.Scope.Kind), Orgs: r.Scope.Orgs, Ledger: r.Scope.Ledger},
 		OK:    r.OK, Agreed: agreed, AgreedBase64: raw, Resolution: r.Resolution,
 		AgreedBy: responders(r.AgreedBy), Disagreed: responders(r.Disagreed), Unanswered: responders(r.Unanswered),
-		Failed: []string{}, Dropped: []DroppedJSON{}, Asked: []string{},
+		Failed: []string{}, NotAwaited: []string{}, Dropped: []DroppedJSON{}, Asked: []string{},
 		TookMS: float64(r.Took.Microseconds()) / 1000,
 	}
 	for _, p := range r.Failed {
 		out.Failed = append(out.Failed, p.String())
+	}
+	for _, p := range r.NotAwaited {
+		out.NotAwaited = append(out.NotAwaited, p.String())
 	}
 	for _, d := range r.Dropped {
 		out.Dropped = append(out.Dropped, DroppedJSON{Peer: d.Peer.String(), Reason: d.Reason})

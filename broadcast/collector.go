@@ -61,9 +61,13 @@ type Result struct {
 	Disagreed []Responder
 	// Unanswered are the responders that said they cannot answer.
 	Unanswered []Responder
-	// Failed are the expected peers without a valid response at the time
-	// the result was made: timed out, stopped, or dropped.
+	// Failed are the expected peers without a valid response when the
+	// result was made short of the quorum: timed out, stopped, or dropped.
 	Failed []peer.ID
+	// NotAwaited are the expected peers without a response yet when the
+	// quorum was reached: the result did not wait for them, which says
+	// nothing against them.
+	NotAwaited []peer.ID
 	// Dropped are the responses not counted, in arrival order.
 	Dropped []Dropped
 	// Resolution explains how the answer was decided, or why none was.
@@ -212,7 +216,8 @@ func (c *Collector) Done() bool {
 
 // Result resolves the responses collected so far under the request's
 // consistency. expected are the peers asked; those without a valid
-// response are reported as failed.
+// response are reported as failed when the quorum was not reached, and as
+// not awaited when it was.
 func (c *Collector) Result(expected []peer.ID) Result {
 	c.mu.Lock()
 	accepted := slices.Clone(c.accepted)
@@ -229,9 +234,13 @@ func (c *Collector) Result(expected []peer.ID) Result {
 			answers = append(answers, r)
 		}
 	}
+	missing := &res.Failed
+	if len(answers) >= c.quorum {
+		missing = &res.NotAwaited
+	}
 	for _, p := range expected {
-		if !slices.ContainsFunc(accepted, func(r Responder) bool { return r.Peer == p }) && !slices.Contains(res.Failed, p) {
-			res.Failed = append(res.Failed, p)
+		if !slices.ContainsFunc(accepted, func(r Responder) bool { return r.Peer == p }) && !slices.Contains(*missing, p) {
+			*missing = append(*missing, p)
 		}
 	}
 	if len(answers) == 0 {

@@ -81,8 +81,8 @@ func TestCollectorQuorumAndFailures(t *testing.T) {
 	if !slices.Equal(peersOf(res.Unanswered), []peer.ID{f.nodes[2].id}) || res.Unanswered[0].Error != "ledger not followed" {
 		t.Fatalf("unanswered %+v", res.Unanswered)
 	}
-	if !slices.Equal(res.Failed, []peer.ID{f.nodes[4].id}) {
-		t.Fatalf("failed %v, want only %s", res.Failed, f.nodes[4].id)
+	if len(res.Failed) != 0 || !slices.Equal(res.NotAwaited, []peer.ID{f.nodes[4].id}) {
+		t.Fatalf("failed %v, not awaited %v; want only %s not awaited once the quorum is reached", res.Failed, res.NotAwaited, f.nodes[4].id)
 	}
 }
 
@@ -122,9 +122,10 @@ func TestCollectorDrops(t *testing.T) {
 	if !res.OK || string(res.Agreed) != "100" || len(res.AgreedBy) != 1 || len(res.Dropped) != 6 {
 		t.Fatalf("result %+v", res)
 	}
-	// Forged and unknown-request responses do not count as answers.
-	if !slices.Equal(res.Failed, f.expected()[1:]) {
-		t.Fatalf("failed %v, want %v", res.Failed, f.expected()[1:])
+	// Forged and unknown-request responses do not count as answers: their
+	// senders are still without one (not awaited, the quorum of 1 reached).
+	if len(res.Failed) != 0 || !slices.Equal(res.NotAwaited, f.expected()[1:]) {
+		t.Fatalf("failed %v, not awaited %v, want %v not awaited", res.Failed, res.NotAwaited, f.expected()[1:])
 	}
 }
 
@@ -207,8 +208,8 @@ func TestCollectorNewestVersion(t *testing.T) {
 	if !strings.Contains(res.Resolution, "stale: "+stale.id.String()+" at version 4") {
 		t.Fatalf("resolution %q does not name the stale node", res.Resolution)
 	}
-	if !slices.Equal(res.Failed, []peer.ID{f.nodes[4].id}) {
-		t.Fatalf("failed %v", res.Failed)
+	if len(res.Failed) != 0 || !slices.Equal(res.NotAwaited, []peer.ID{f.nodes[4].id}) {
+		t.Fatalf("failed %v, not awaited %v", res.Failed, res.NotAwaited)
 	}
 
 	t.Run("tie at newest by rendezvous", func(t *testing.T) {

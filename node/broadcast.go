@@ -678,7 +678,7 @@ func (b *broadcasts) send(ctx context.Context, req BroadcastRequest, defaultQuor
 		Took:        time.Since(start),
 	}
 	n.log.Info("broadcast done", "id", r.ID, "kind", r.Kind, "scope", r.Scope.String(), "ok", res.OK,
-		"agreed", len(res.AgreedBy), "disagreed", len(res.Disagreed), "failed", len(res.Failed), "dropped", len(res.Dropped), "took", res.Took)
+		"agreed", len(res.AgreedBy), "disagreed", len(res.Disagreed), "failed", len(res.Failed), "not_awaited", len(res.NotAwaited), "dropped", len(res.Dropped), "took", res.Took)
 	return res, nil
 }
 

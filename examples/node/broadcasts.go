@@ -60,6 +60,9 @@ func printBroadcast(w io.Writer, r api.BroadcastResult) {
 	for _, p := range r.Failed {
 		fmt.Fprintf(w, "  %-10s %s: no valid response in time\n", "failed", p)
 	}
+	for _, p := range r.NotAwaited {
+		fmt.Fprintf(w, "  %-10s %s: not answered yet when the quorum was reached\n", "not waited", p)
+	}
 	for _, d := range r.Dropped {
 		fmt.Fprintf(w, "  %-10s %s: %s\n", "dropped", d.Peer, d.Reason)
 	}

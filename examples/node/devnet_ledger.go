@@ -419,7 +419,7 @@ func (d *devnet) broadcast(ctx context.Context, n *devnode, what string, send fu
 func (d *devnet) agreedByAll(r api.BroadcastResult) (string, error) {
 	for _, n := range d.ledgerNodes {
 		if !slices.ContainsFunc(r.AgreedBy, func(x api.ResponderJSON) bool { return x.Peer == n.peer.String() }) {
-			return "", fmt.Errorf("%s is not among the nodes that agreed (%s); disagreed: %v, failed: %v", n.name, d.responders(r.AgreedBy), r.Disagreed, r.Failed)
+			return "", fmt.Errorf("%s is not among the nodes that agreed (%s); disagreed: %v, failed: %v, not awaited: %v", n.name, d.responders(r.AgreedBy), r.Disagreed, r.Failed, r.NotAwaited)
 		}
 	}
 	return d.responders(r.AgreedBy), nil
