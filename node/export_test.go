@@ -36,6 +36,24 @@ func (n *Node) ValidateCapability(from peer.ID, data []byte) gossip.ValidationRe
 // picks, before processing them, as a lossy network would.
 func (n *Node) DropIncomingUpdates(f func(Update) bool) { n.upd.dropHook = f }
 
+// FailHeadRequests makes n's next k requests for a publisher's head fail.
+func (n *Node) FailHeadRequests(k int) { n.upd.failHeads.Store(int32(k)) }
+
+// SubscriptionStart is the last update of publisher p the node counts as
+// delivered on id's topic, if it knows one.
+func (n *Node) SubscriptionStart(id resource.ID, p peer.ID) (uint64, bool) {
+	n.upd.mu.Lock()
+	t := n.upd.topics[id]
+	n.upd.mu.Unlock()
+	if t == nil {
+		return 0, false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	seq, ok := t.last[p]
+	return seq, ok
+}
+
 // SendAssetRequest sends a sealed asset request to a node of the asset's
 // org as is, and returns the sealed receipt or the typed refusal.
 func (n *Node) SendAssetRequest(ctx context.Context, org string, sealed []byte) ([]byte, error) {

@@ -79,6 +79,8 @@ type updates struct {
 	// dropHook, set by tests, drops an incoming update before it is
 	// processed, as a lossy network would.
 	dropHook func(Update) bool
+	// failHeads, set by tests, makes that many head requests fail.
+	failHeads atomic.Int32
 }
 
 type topicKeys struct {
@@ -431,19 +433,55 @@ func (u *updates) baseline(ctx context.Context, t *updateTopic) {
 	for _, nd := range res.Nodes {
 		head, ok := u.head(ctx, t, nd.Peer, nd.Addrs)
 		if !ok {
-			u.n.log.Warn("subscription starts without the publisher's head: an update lost before the first received goes unnoticed", "resource", t.id, "peer", nd.Peer, "org", t.id.Org())
+			// Until the head is known, an update lost before the first
+			// one received would go unnoticed: keep asking in the
+			// background, with backoff, while the subscription lasts.
+			go u.retryHead(ctx, t, nd.Peer, nd.Addrs)
 			continue
 		}
-		t.mu.Lock()
-		if _, known := t.last[nd.Peer]; !known {
-			t.last[nd.Peer] = head
+		u.setStart(t, nd.Peer, head)
+	}
+}
+
+// setStart makes head the last update of p delivered, unless an update of
+// p was received first.
+func (u *updates) setStart(t *updateTopic, p peer.ID, head uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, known := t.last[p]; !known {
+		t.last[p] = head
+	}
+}
+
+// retryHead asks p for its head until it answers, an update of p arrives,
+// or ctx ends.
+func (u *updates) retryHead(ctx context.Context, t *updateTopic, p peer.ID, addrs []string) {
+	wait := fillRetryMin
+	for {
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return
 		}
+		t.mu.Lock()
+		_, known := t.last[p]
 		t.mu.Unlock()
+		if known {
+			return
+		}
+		if head, ok := u.head(ctx, t, p, addrs); ok {
+			u.setStart(t, p, head)
+			return
+		}
+		wait = min(2*wait, fillRetryMax)
 	}
 }
 
 // head asks a publisher for its last sequence number of t's resource.
 func (u *updates) head(ctx context.Context, t *updateTopic, p peer.ID, addrs []string) (uint64, bool) {
+	if u.failHeads.Load() > 0 && u.failHeads.Add(-1) >= 0 {
+		return 0, false
+	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if _, err := u.n.Connect(ctx, addrInfo(p, addrs)); err != nil {

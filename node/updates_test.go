@@ -260,3 +260,58 @@ func TestPrivateACLEncryptsAndOwnerSeesOwnUpdates(t *testing.T) {
 		t.Fatalf("owner reads its own state: %q, %v", data, err)
 	}
 }
+
+// TestSubscriptionLearnsHeadAfterFailedAsk: when the publisher's head
+// cannot be had at subscription, the node keeps asking in the background;
+// once it has it, an update lost on gossip before any other arrives is
+// noticed and fetched, so the subscription starts at the right place.
+func TestSubscriptionLearnsHeadAfterFailedAsk(t *testing.T) {
+	net := testnet.New(t, testnet.Options{Members: 2, Join: true})
+	sub, owner := net.Nodes()[2], net.Nodes()[3]
+	testnet.Eventually(t, 10*time.Second, "member-1 resolves member-2", func() bool {
+		return resolves(sub, "member-2", owner.ID(), "")
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	asset := resource.MustParseID("member-2:102:fund-head")
+	testnet.Eventually(t, 10*time.Second, "member-2's DHT has peers", func() bool { return owner.DHT().RoutingTable().Size() > 0 })
+	if _, err := owner.Advertise(ctx, asset, node.AdvertiseOptions{Topic: "fund-head"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 3; i++ {
+		if _, err := owner.Publish(ctx, asset, fmt.Appendf(nil, "head-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first two asks for the head fail; update 4 is lost on gossip.
+	sub.FailHeadRequests(2)
+	var lost sync.Once
+	sub.DropIncomingUpdates(func(u node.Update) bool {
+		drop := false
+		if u.Seq == 4 {
+			lost.Do(func() { drop = true })
+		}
+		return drop
+	})
+	ch, err := sub.Subscribe(ctx, asset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, known := sub.SubscriptionStart(asset, owner.ID()); known {
+		t.Fatal("start known although the head request failed")
+	}
+	testnet.Eventually(t, 10*time.Second, "member-1 learns member-2's head", func() bool {
+		seq, known := sub.SubscriptionStart(asset, owner.ID())
+		return known && seq == 3
+	})
+	topic := protocols.TopicResourcePrefix + asset.String()
+	testnet.Eventually(t, 10*time.Second, "member-2 sees the subscriber on the topic", func() bool {
+		return slices.Contains(owner.PubSub().Router().ListPeers(topic), sub.ID())
+	})
+	for i := 4; i <= 5; i++ {
+		if _, err := owner.Publish(ctx, asset, fmt.Appendf(nil, "head-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inOrder(t, "member-1", collect(t, "member-1", ch, 2), 4, "head")
+}
