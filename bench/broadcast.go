@@ -43,6 +43,7 @@ type ledgerNodes struct {
 	asset    resource.ID
 	account  string
 	reply    []byte
+	sealed   *secureFanout // the second baseline
 }
 
 // addLedger adds the ledger's primary, its three member followers and the
@@ -89,6 +90,9 @@ func (b *bigNetwork) addLedger(ctx context.Context) error {
 	}
 	for _, m := range l.onLedger {
 		m.Node().Host().SetStreamHandler(fanoutProtocol, l.answer)
+	}
+	if l.sealed, err = newSecureFanout(l.onLedger, l.reply); err != nil {
+		return err
 	}
 	b.ledger = l
 	return nil
@@ -181,11 +185,18 @@ func broadcastSection(ctx context.Context, cfg *config, rep *report, b *bigNetwo
 		n = 30
 	}
 	req := randomBytes(fanoutRequestSize)
+	question := fmt.Appendf(nil, `{"asset":%q,"account":%q}`, l.asset, l.account)
+	sealed := func(ctx context.Context) (time.Duration, error) {
+		return l.sealed.fanout(ctx, l.origin.Node(), question)
+	}
 	for range 5 { // warm-up
 		if _, err := l.balance(ctx); err != nil {
 			return err
 		}
 		if _, err := l.fanout(ctx, req); err != nil {
+			return err
+		}
+		if _, err := sealed(ctx); err != nil {
 			return err
 		}
 	}
@@ -196,17 +207,21 @@ func broadcastSection(ctx context.Context, cfg *config, rep *report, b *bigNetwo
 	}
 	// Alternating which goes first, so that neither always follows the
 	// other's leftovers (the fan-out's two late answers, the broadcast's).
-	var bc, fo []time.Duration
+	var bc, fo, sf []time.Duration
 	for i := range n {
-		for k := range 2 {
+		for k := range 3 {
 			var d time.Duration
 			var err error
-			if (i+k)%2 == 0 {
+			switch (i + k) % 3 {
+			case 0:
 				d, err = l.balance(ctx)
 				bc = append(bc, d)
-			} else {
+			case 1:
 				d, err = l.fanout(ctx, req)
 				fo = append(fo, d)
+			default:
+				d, err = sealed(ctx)
+				sf = append(sf, d)
 			}
 			if err != nil {
 				stop()
@@ -217,13 +232,16 @@ func broadcastSection(ctx context.Context, cfg *config, rep *report, b *bigNetwo
 	stop()
 	slices.Sort(bc)
 	slices.Sort(fo)
-	progress("broadcast: %d nodes: quorum 3 of 5 p50 %s, fan-out p50 %s", size, fmtDur(percentile(bc, 50)), fmtDur(percentile(fo, 50)))
+	slices.Sort(sf)
+	progress("broadcast: %d nodes: quorum 3 of 5 p50 %s, fan-out p50 %s, sealed and signed fan-out p50 %s", size, fmtDur(percentile(bc, 50)), fmtDur(percentile(fo, 50)), fmtDur(percentile(sf, 50)))
 	x := row{
-		section:  "broadcast",
-		what:     fmt.Sprintf("%d nodes: BalanceOf, quorum 3 of the ledger's 5 nodes, p50 / p99 (%d requests)", size, n),
-		value:    fmtDur(percentile(bc, 50)) + " / " + fmtDur(percentile(bc, 99)),
-		baseline: fmt.Sprintf("unicast fan-out to the same 5, first 3 answers: %s / %s", fmtDur(percentile(fo, 50)), fmtDur(percentile(fo, 99))),
-		ratio:    "p50 " + ratio(float64(percentile(bc, 50)), float64(percentile(fo, 50))),
+		section: "broadcast",
+		what:    fmt.Sprintf("%d nodes: BalanceOf, quorum 3 of the ledger's 5 nodes, p50 / p99 (%d requests)", size, n),
+		value:   fmtDur(percentile(bc, 50)) + " / " + fmtDur(percentile(bc, 99)),
+		baseline: fmt.Sprintf("unicast fan-out to the same 5, first 3 answers: plain %s / %s; sealed and signed as the broadcast is %s / %s",
+			fmtDur(percentile(fo, 50)), fmtDur(percentile(fo, 99)), fmtDur(percentile(sf, 50)), fmtDur(percentile(sf, 99))),
+		ratio: "p50 " + ratio(float64(percentile(bc, 50)), float64(percentile(fo, 50))) + " plain; " +
+			ratio(float64(percentile(bc, 50)), float64(percentile(sf, 50))) + " sealed",
 	}
 	if size == 50 {
 		x.target = "p50 <20 ms; ≤1.5× fan-out"
