@@ -324,7 +324,7 @@ func (s *Service) refuseAfter(p peer.ID, st *peerState, err error, grace time.Du
 	s.mu.Unlock()
 	s.metrics.handshakes.WithLabelValues("refused").Inc()
 	s.log.Warn("peer refused: membership not proved; disconnected and blocked",
-		"peer", p, "blocked_for", s.cfg.BlockDuration, "reason", err)
+		"peer", p, "org", governance.UnverifiedOrg, "blocked_for", s.cfg.BlockDuration, "reason", err)
 	if h == nil {
 		return
 	}

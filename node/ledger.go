@@ -22,14 +22,14 @@ func (n *Node) openLedger(ctx context.Context) error {
 	changed := newSignal()
 	n.repl = newReplicas(n, changed)
 	if n.cfg.ledger != nil {
-		n.ledger = signalingLedger{Ledger: n.cfg.ledger, changed: changed}
+		n.ledger = n.metrics.ledger(signalingLedger{Ledger: n.cfg.ledger, changed: changed})
 		return nil
 	}
 	l, err := embedded.Open(ctx, namespace.Wrap(n.ds, datastore.NewKey("/ledger")), n.self.OrgID+"/embedded")
 	if err != nil {
 		return fmt.Errorf("embedded ledger: %w", err)
 	}
-	n.ledger = signalingLedger{Ledger: l, changed: changed}
+	n.ledger = n.metrics.ledger(signalingLedger{Ledger: l, changed: changed})
 	return nil
 }
 
