@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/finp2p/go-finp2p/governance"
 	"github.com/finp2p/go-finp2p/protocols"
 	"github.com/finp2p/go-finp2p/protocols/pb"
 )
@@ -32,6 +33,9 @@ type Registrar struct {
 	// OnRegister, if set, is called with each record that changed the
 	// directory (the node passes it on to its DHT and cache).
 	OnRegister func(*Record)
+	// PeerOrg, if set, names the org of a peer in the log lines about it;
+	// without it they say governance.UnverifiedOrg.
+	PeerOrg func(peer.ID) string
 }
 
 // NewRegistrar serves dir: registrations always, lookups and listings only
@@ -57,17 +61,24 @@ func (r *Registrar) handle(s network.Stream) {
 	_ = s.SetDeadline(time.Now().Add(StreamTimeout))
 	var req pb.DiscoveryRequest
 	if err := protocols.ReadMsg(s, &req, protocols.MaxDiscoveryRequestSize); err != nil {
-		r.log.Info("discovery request unreadable", "peer", remote, "error", err)
+		r.log.Info("discovery request unreadable", "peer", remote, "org", r.peerOrg(remote), "error", err)
 		_ = s.Reset()
 		return
 	}
 	resp := r.answer(s.Conn().RemotePeer(), &req)
 	if err := protocols.WriteMsg(s, resp); err != nil {
-		r.log.Debug("discovery reply not sent", "peer", remote, "error", err)
+		r.log.Debug("discovery reply not sent", "peer", remote, "org", r.peerOrg(remote), "error", err)
 		_ = s.Reset()
 		return
 	}
 	_ = s.Close()
+}
+
+func (r *Registrar) peerOrg(p peer.ID) string {
+	if r.PeerOrg == nil {
+		return governance.UnverifiedOrg
+	}
+	return r.PeerOrg(p)
 }
 
 func (r *Registrar) answer(remote peer.ID, req *pb.DiscoveryRequest) *pb.DiscoveryResponse {
@@ -77,7 +88,7 @@ func (r *Registrar) answer(remote peer.ID, req *pb.DiscoveryRequest) *pb.Discove
 	case *pb.DiscoveryRequest_Register:
 		rec, changed, err := r.dir.Put(ctx, k.Register)
 		if err != nil {
-			r.log.Warn("advertisement refused", "from", remote, "reason", err)
+			r.log.Warn("advertisement refused", "peer", remote, "org", r.peerOrg(remote), "reason", err)
 			return &pb.DiscoveryResponse{Error: err.Error()}
 		}
 		if changed {

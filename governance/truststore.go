@@ -28,6 +28,10 @@ const (
 	maxCRLDER = 16 << 20
 )
 
+// UnverifiedOrg is what logs give as the org of a peer that has not proved
+// its membership (yet): every log line about a peer carries "peer" and "org".
+const UnverifiedOrg = "unverified"
+
 // Member is what a verified certificate chain proves about a node.
 type Member struct {
 	OrgID    string

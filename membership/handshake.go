@@ -110,7 +110,7 @@ func (s *Service) initiate(c network.Conn, st *peerState) {
 		// The fault may be ours (an expired certificate, say): do not block
 		// the peer, but do not keep a connection that can carry nothing.
 		s.resolve(st, governance.Member{}, err)
-		s.log.Error("a peer refused this node's certificate", "peer", p, "reason", err)
+		s.log.Error("a peer refused this node's certificate", "peer", p, "org", governance.UnverifiedOrg, "reason", err)
 		_ = c.Close()
 	case errors.Is(err, errTransport):
 		s.refuseSlow(p, st, err)
@@ -169,7 +169,7 @@ var errTransport = errors.New("membership handshake interrupted")
 func (s *Service) interrupted(p peer.ID, st *peerState, err error) {
 	s.resolve(st, governance.Member{}, err)
 	s.metrics.handshakes.WithLabelValues("interrupted").Inc()
-	s.log.Info("membership handshake interrupted: connection closed", "peer", p, "error", err)
+	s.log.Info("membership handshake interrupted: connection closed", "peer", p, "org", governance.UnverifiedOrg, "error", err)
 }
 
 // handleStream runs the handshake as the listening side.
@@ -231,7 +231,7 @@ func (s *Service) check(c network.Conn, h *pb.Hello) (governance.Member, error) 
 	// Revocation lists first, so that a list that revokes the sender counts.
 	for _, crl := range h.Crls {
 		if _, err := s.ApplyCRL(crl.Der, crl.IssuerChain); err != nil {
-			s.log.Debug("ignored a revocation list from a peer", "peer", c.RemotePeer(), "reason", err)
+			s.log.Debug("ignored a revocation list from a peer", "peer", c.RemotePeer(), "org", governance.UnverifiedOrg, "reason", err)
 		}
 	}
 	key, err := remoteKey(c)

@@ -344,7 +344,7 @@ func (s *Service) block(p peer.ID, st *peerState, err error, grace, d time.Durat
 	s.mu.Unlock()
 	s.metrics.handshakes.WithLabelValues("refused").Inc()
 	s.log.Warn("peer refused: membership not proved; disconnected and blocked",
-		"peer", p, "blocked_for", d, "reason", err)
+		"peer", p, "org", governance.UnverifiedOrg, "blocked_for", d, "reason", err)
 	if h == nil {
 		return
 	}

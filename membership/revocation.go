@@ -94,7 +94,7 @@ func (s *Service) recheck() {
 
 	for _, d := range drops {
 		if errors.Is(d.err, governance.ErrRevoked) {
-			s.blockForever(d.p, d.err.Error())
+			s.blockForever(d.p, d.m.OrgID, d.err.Error())
 			s.log.Warn("member revoked: disconnected and blocked", "peer", d.p, "org", d.m.OrgID, "reason", d.err)
 		} else {
 			s.mu.Lock()
@@ -109,7 +109,7 @@ func (s *Service) recheck() {
 }
 
 // blockForever blocks a revoked peer and remembers it across restarts.
-func (s *Service) blockForever(p peer.ID, reason string) {
+func (s *Service) blockForever(p peer.ID, org, reason string) {
 	s.mu.Lock()
 	s.blocked[p] = block{reason: reason, permanent: true}
 	s.mu.Unlock()
@@ -118,7 +118,7 @@ func (s *Service) blockForever(p peer.ID, reason string) {
 	}
 	rec, _ := json.Marshal(revokedRecord{Reason: reason, Since: s.cfg.Now()})
 	if err := s.cfg.Datastore.Put(s.ctx, revokedPrefix.ChildString(p.String()), rec); err != nil {
-		s.log.Error("could not persist a revoked peer; it stays blocked until restart", "peer", p, "error", err)
+		s.log.Error("could not persist a revoked peer; it stays blocked until restart", "peer", p, "org", org, "error", err)
 	}
 }
 

@@ -78,7 +78,7 @@ func (a *access) handleACL(s network.Stream) {
 	reply := &pb.ACLUpdateResponse{}
 	a.serve(s, &req, resource.MaxACLSize+1024, func(org string) proto.Message {
 		if err := a.receiveACL(org, req.Acl); err != nil {
-			a.r.log.Warn("ACL refused", "from", s.Conn().RemotePeer(), "reason", err)
+			a.r.log.Warn("ACL refused", "peer", s.Conn().RemotePeer(), "org", org, "reason", err)
 			reply.Error = err.Error()
 		}
 		return reply
@@ -174,7 +174,7 @@ func (a *access) serve(s network.Stream, req proto.Message, max int, answer func
 		return
 	}
 	if err := protocols.ReadMsg(s, req, max); err != nil {
-		a.r.log.Info("resource request unreadable", "peer", remote, "error", err)
+		a.r.log.Info("resource request unreadable", "peer", remote, "org", m.OrgID, "error", err)
 		_ = s.Reset()
 		return
 	}

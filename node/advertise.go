@@ -150,7 +150,7 @@ func (d *discoverer) register(p peer.ID, rec *discovery.Record) {
 		err = discovery.Register(ctx, d.n.host, p, rec.Sealed)
 		cancel()
 		if err == nil {
-			d.log.Debug("advertisement registered", "registrar", p, "seq", rec.Ad.Seq)
+			d.log.Debug("advertisement registered", "peer", p, "org", d.n.peerOrg(p), "seq", rec.Ad.Seq)
 			return
 		}
 		if errors.Is(err, discovery.ErrNotRegistrar) || d.n.host.Network().Connectedness(p) != network.Connected {
@@ -163,7 +163,7 @@ func (d *discoverer) register(p peer.ID, rec *discovery.Record) {
 		}
 	}
 	if d.ctx.Err() == nil {
-		d.log.Warn("advertisement not registered", "registrar", p, "seq", rec.Ad.Seq, "error", err)
+		d.log.Warn("advertisement not registered", "peer", p, "org", d.n.peerOrg(p), "seq", rec.Ad.Seq, "error", err)
 	}
 }
 
@@ -228,10 +228,10 @@ func (d *discoverer) validate(_ context.Context, from peer.ID, msg *gossip.Messa
 	rec, err := d.verifier.Open(msg.Data)
 	if err != nil {
 		if errors.Is(err, discovery.ErrExpired) {
-			d.log.Info("ignored an expired advertisement", "from", from, "reason", err)
+			d.log.Info("ignored an expired advertisement", "peer", from, "org", d.n.peerOrg(from), "reason", err)
 			return gossip.ValidationIgnore
 		}
-		d.log.Warn("rejected an advertisement on the capabilities topic", "from", from, "reason", err)
+		d.log.Warn("rejected an advertisement on the capabilities topic", "peer", from, "org", d.n.peerOrg(from), "reason", err)
 		return gossip.ValidationReject
 	}
 	if !d.cache.Newer(rec) {
@@ -244,7 +244,7 @@ func (d *discoverer) validate(_ context.Context, from peer.ID, msg *gossip.Messa
 			// A copy that came by another path: already known here.
 			return gossip.ValidationIgnore
 		}
-		d.log.Info("ignored a stale advertisement", "from", from, "peer", rec.Ad.Peer, "seq", rec.Ad.Seq)
+		d.log.Info("ignored a stale advertisement", "peer", rec.Ad.Peer, "org", rec.Ad.Org, "via", from, "seq", rec.Ad.Seq)
 		return gossip.ValidationIgnore
 	}
 	msg.ValidatorData = rec

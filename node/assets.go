@@ -75,7 +75,7 @@ func (x *assets) handle(s network.Stream) {
 	x.n.acc.serve(s, &req, 128<<10, func(org string) proto.Message {
 		sealed, code, err := x.execute(org, req.Request)
 		if err != nil {
-			x.n.log.Warn("asset request refused", "from", org, "code", code, "reason", err)
+			x.n.log.Warn("asset request refused", "peer", s.Conn().RemotePeer(), "org", org, "code", code, "reason", err)
 			return &pb.AssetTxResponse{Code: code, Error: err.Error()}
 		}
 		return &pb.AssetTxResponse{Receipt: sealed}

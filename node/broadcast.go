@@ -251,16 +251,16 @@ func (b *broadcasts) validate(_ context.Context, from peer.ID, msg *gossip.Messa
 		return gossip.ValidationIgnore
 	}
 	if err != nil {
-		b.n.log.Info("broadcast request refused", "peer", from, "topic", msg.GetTopic(), "reason", err)
+		b.n.log.Info("broadcast request refused", "peer", from, "org", b.n.peerOrg(from), "topic", msg.GetTopic(), "reason", err)
 		return gossip.ValidationReject
 	}
 	r := vr.Request
 	if r.Peer != msg.GetFrom() {
-		b.n.log.Info("broadcast request refused", "peer", from, "reason", fmt.Sprintf("request of %s published by %s", r.Peer, msg.GetFrom()))
+		b.n.log.Info("broadcast request refused", "peer", from, "org", b.n.peerOrg(from), "reason", fmt.Sprintf("request of %s published by %s", r.Peer, msg.GetFrom()))
 		return gossip.ValidationReject
 	}
 	if want := topicOf(r.Scope); want != msg.GetTopic() {
-		b.n.log.Info("broadcast request refused", "peer", from, "reason", fmt.Sprintf("%s request on topic %s", r.Scope, msg.GetTopic()))
+		b.n.log.Info("broadcast request refused", "peer", from, "org", b.n.peerOrg(from), "reason", fmt.Sprintf("%s request on topic %s", r.Scope, msg.GetTopic()))
 		return gossip.ValidationReject
 	}
 	msg.ValidatorData = vr
@@ -374,7 +374,7 @@ func (b *broadcasts) answer(vr *broadcast.VerifiedRequest, direct bool) {
 		return
 	}
 	if !b.inScope(r, direct) {
-		n.log.Debug("broadcast request relayed, not in its scope", "id", r.ID, "scope", r.Scope.String(), "origin", r.Peer, "org", r.OriginOrg)
+		n.log.Debug("broadcast request relayed, not in its scope", "id", r.ID, "scope", r.Scope.String(), "peer", r.Peer, "org", r.OriginOrg)
 		return
 	}
 	ctx, cancel := context.WithDeadline(b.ctx, r.Deadline)
@@ -407,7 +407,9 @@ func (b *broadcasts) answer(vr *broadcast.VerifiedRequest, direct bool) {
 		n.log.Warn("seal broadcast response", "id", r.ID, "error", err)
 		return
 	}
-	if err := b.respond(ctx, vr, sealed); err != nil {
+	err = b.respond(ctx, vr, sealed)
+	b.broadcastAnswered(r.Kind, resp.Error == "", err)
+	if err != nil {
 		n.log.Info("broadcast response not delivered", "id", r.ID, "peer", r.Peer, "org", r.OriginOrg, "error", err)
 	}
 }
@@ -541,7 +543,8 @@ func (n *Node) Broadcast(ctx context.Context, req BroadcastRequest) (*BroadcastR
 
 // send sends req; a quorum of 0 becomes defaultQuorum of the number of
 // nodes in the scope.
-func (b *broadcasts) send(ctx context.Context, req BroadcastRequest, defaultQuorum func(nodes int) int) (*BroadcastResult, error) {
+func (b *broadcasts) send(ctx context.Context, req BroadcastRequest, defaultQuorum func(nodes int) int) (res *BroadcastResult, err error) {
+	defer b.broadcastSent(req.Kind, time.Now(), &res, &err)
 	n := b.n
 	fail := func(err error) (*BroadcastResult, error) {
 		return nil, fmt.Errorf("broadcast %s to %s: %w", req.Kind, req.Scope, err)
@@ -665,7 +668,7 @@ func (b *broadcasts) send(ctx context.Context, req BroadcastRequest, defaultQuor
 			break
 		}
 	}
-	res := &BroadcastResult{
+	res = &BroadcastResult{
 		Result:      p.c.Result(asked),
 		ID:          r.ID,
 		Kind:        r.Kind,

@@ -142,6 +142,7 @@ func (d *discoverer) open(ctx context.Context) error {
 // start registers the discovery handler and the capabilities topic, then
 // starts the loop that joins and advertises.
 func (d *discoverer) start() error {
+	d.service.PeerOrg = d.n.peerOrg
 	d.service.Attach(d.n.host)
 	t, err := d.n.ps.Join(protocols.TopicCapabilities, d.validate, d.deliver)
 	if err != nil {
@@ -377,7 +378,7 @@ func (d *discoverer) dialAll(targets []peer.AddrInfo, why string) {
 			ctx, cancel := context.WithTimeout(d.ctx, 2*time.Duration(d.n.cfg.HandshakeTimeout))
 			defer cancel()
 			if _, err := d.n.Connect(ctx, ai); err != nil {
-				d.log.Info("peer unreachable", "why", why, "peer", ai.ID, "addrs", ai.Addrs, "error", err)
+				d.log.Info("peer unreachable", "why", why, "peer", ai.ID, "org", d.n.peerOrg(ai.ID), "addrs", ai.Addrs, "error", err)
 				return
 			}
 			once.Do(func() { close(first) })
@@ -445,7 +446,7 @@ func (d *discoverer) fromRegistrars(ctx context.Context, remote func(context.Con
 		for _, s := range sealed {
 			rec, err := d.verifier.Open(s)
 			if err != nil {
-				d.log.Warn("registrar sent an advertisement that does not verify", "registrar", p, "reason", err)
+				d.log.Warn("registrar sent an advertisement that does not verify", "peer", p, "org", d.n.peerOrg(p), "reason", err)
 				continue
 			}
 			d.learn(rec)
@@ -484,7 +485,7 @@ func (d *discoverer) registered(rec *discovery.Record) {
 		ctx, cancel := context.WithTimeout(d.ctx, discovery.StreamTimeout)
 		defer cancel()
 		if err := d.topic.Publish(ctx, rec.Sealed); err != nil && d.ctx.Err() == nil {
-			d.log.Warn("registered advertisement not published", "peer", rec.Ad.Peer, "error", err)
+			d.log.Warn("registered advertisement not published", "peer", rec.Ad.Peer, "org", rec.Ad.Org, "error", err)
 		}
 	}()
 }
@@ -497,7 +498,7 @@ func (d *discoverer) learn(rec *discovery.Record) {
 	defer cancel()
 	changed, err := d.cache.Add(ctx, rec)
 	if err != nil && !errors.Is(err, discovery.ErrStale) {
-		d.log.Warn("advertisement not cached", "peer", rec.Ad.Peer, "error", err)
+		d.log.Warn("advertisement not cached", "peer", rec.Ad.Peer, "org", rec.Ad.Org, "error", err)
 	}
 	if changed && rec.Ad.Peer != d.n.host.ID() {
 		d.n.host.Peerstore().AddAddrs(rec.Ad.Peer, rec.Ad.Addrs, peerstore.AddressTTL)
@@ -505,7 +506,7 @@ func (d *discoverer) learn(rec *discovery.Record) {
 	}
 	if d.registrar != nil {
 		if _, err := d.registrar.Directory().Add(ctx, rec); err != nil && !errors.Is(err, discovery.ErrStale) {
-			d.log.Warn("advertisement not registered", "peer", rec.Ad.Peer, "error", err)
+			d.log.Warn("advertisement not registered", "peer", rec.Ad.Peer, "org", rec.Ad.Org, "error", err)
 		}
 	}
 }

@@ -28,7 +28,7 @@ func (n *Node) openLedger(ctx context.Context) error {
 	n.repl = newReplicas(n, changed)
 	n.standbyOf = ""
 	if n.cfg.ledger != nil {
-		n.ledger = signalingLedger{Ledger: n.cfg.ledger, changed: changed}
+		n.ledger = n.metrics.ledger(signalingLedger{Ledger: n.cfg.ledger, changed: changed})
 		return nil
 	}
 	id := embeddedLedgerID(n.self.OrgID)
@@ -41,7 +41,7 @@ func (n *Node) openLedger(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("embedded ledger: %w", err)
 	}
-	n.ledger = signalingLedger{Ledger: l, changed: changed}
+	n.ledger = n.metrics.ledger(signalingLedger{Ledger: l, changed: changed})
 	return nil
 }
 

@@ -80,6 +80,7 @@ type Node struct {
 	priv      *private
 	repl      *replicas
 	bc        *broadcasts
+	metrics   *metrics // nil without WithMetrics
 }
 
 type namedCloser struct {
@@ -178,16 +179,21 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if n.self, err = n.trust.VerifyPeer(chainDER, key.Public().(ed25519.PublicKey), n.cfg.now()); err != nil {
 		return fmt.Errorf("start: this node's certificate %s: %w", n.cfg.path(n.cfg.Certificate), err)
 	}
-	n.log = n.log.With("self", n.self.PeerID, "org", n.self.OrgID)
+	// "peer" and "org" are reserved for the peer a line is about.
+	n.log = n.log.With("self", n.self.PeerID, "self_org", n.self.OrgID)
 
+	if n.metrics, err = newMetrics(n.cfg.registerer); err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
 	if err := n.startHost(priv); err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
 	n.members.Attach(n.host)
 
 	if n.ps, err = pubsub.New(context.Background(), n.host, pubsub.Config{
-		Member: func(p peer.ID) bool { _, ok := n.members.Verified(p); return ok },
-		Logger: n.log,
+		Member:    func(p peer.ID) bool { _, ok := n.members.Verified(p); return ok },
+		Logger:    n.log,
+		Validated: n.metrics.gossipValidated,
 	}); err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
@@ -275,7 +281,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.onClose("ledger replication", n.repl.close)
 
 	n.started.Store(true)
-	n.log.Info("node started", "peer", n.host.ID(), "role", n.self.Role, "network", n.genesis.Network, "addrs", n.host.Addrs())
+	n.log.Info("node started", "role", n.self.Role, "network", n.genesis.Network, "addrs", n.host.Addrs())
 	return nil
 }
 
@@ -298,8 +304,12 @@ func (n *Node) openDatastore() error {
 }
 
 func (n *Node) startHost(priv crypto.PrivKey) error {
+	rcOpts, err := resourceManagerOptions(n.cfg.registerer)
+	if err != nil {
+		return err
+	}
 	limits := resourceLimits()
-	inner, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()))
+	inner, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()), rcOpts...)
 	if err != nil {
 		return fmt.Errorf("resource manager: %w", err)
 	}
@@ -329,7 +339,9 @@ func (n *Node) startHost(priv crypto.PrivKey) error {
 		}
 		return fmt.Errorf("libp2p host on %v: %w", n.cfg.Listen, err)
 	}
-	n.host = h
+	// With metrics, the FinP2P protocols' streams are counted and timed
+	// by the host they are set up on (meteredHost).
+	n.host = n.metrics.host(h)
 	n.onClose("host", h.Close)
 	return nil
 }
@@ -465,3 +477,14 @@ func (n *Node) DHT() *dht.IpfsDHT { return n.dht }
 
 // PubSub is the node's gossipsub router.
 func (n *Node) PubSub() *pubsub.PubSub { return n.ps }
+
+// peerOrg is the org to log for peer p: its certified org, or
+// governance.UnverifiedOrg while it has not proved one. Every log line
+// about a peer carries "peer" and "org"; the node's own id and org are
+// "self" and "self_org".
+func (n *Node) peerOrg(p peer.ID) string {
+	if org, ok := n.orgOf(p); ok {
+		return org
+	}
+	return governance.UnverifiedOrg
+}

@@ -249,7 +249,7 @@ func (r *replicas) serve(s network.Stream) {
 		wake := r.changed.wait()
 		txs, err := j.Journal(r.ctx, from, replicateBatch)
 		if err != nil {
-			n.log.Warn("replication: read journal", "ledger", req.Ledger, "from", from, "error", err)
+			n.log.Warn("replication: read journal", "peer", remote, "org", m.OrgID, "ledger", req.Ledger, "from", from, "error", err)
 			_ = s.Reset()
 			return
 		}
@@ -417,17 +417,21 @@ func (r *replicas) streamFrom(ctx context.Context, rp *replica, ai peer.AddrInfo
 		if err := rd.ReadMsg(&e); err != nil {
 			return applied, fmt.Errorf("read from primary %s: %w", ai.ID, err)
 		}
+		observeRead(s, &e)
 		if e.Error != "" {
 			return applied, fmt.Errorf("primary %s refused: %s", ai.ID, e.Error)
 		}
 		rp.mu.Lock()
 		rp.head, rp.lastErr = max(rp.head, e.Head), ""
 		rp.mu.Unlock()
+		n.metrics.replicaHeard(rp)
 		if len(e.Transaction) == 0 {
 			continue
 		}
-		if err := r.apply(ctx, rp, pub, &e); err != nil {
-			n.log.Warn("replicated entry refused", "ledger", rp.id, "primary", ai.ID, "org", m.OrgID, "error", err)
+		err := r.apply(ctx, rp, pub, &e)
+		n.metrics.replicated(rp, err)
+		if err != nil {
+			n.log.Warn("replicated entry refused", "ledger", rp.id, "peer", ai.ID, "org", m.OrgID, "error", err)
 			return applied, err
 		}
 		applied++

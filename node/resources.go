@@ -117,13 +117,13 @@ func (r *resources) handle(s network.Stream) {
 	_ = s.SetDeadline(time.Now().Add(10 * time.Second))
 	var req pb.ResourceAdvertRequest
 	if err := protocols.ReadMsg(s, &req, resource.MaxAdvertisementSize+1024); err != nil {
-		r.log.Info("resource advertisement unreadable", "peer", remote, "error", err)
+		r.log.Info("resource advertisement unreadable", "peer", remote, "org", r.n.peerOrg(remote), "error", err)
 		_ = s.Reset()
 		return
 	}
 	reply := &pb.ResourceAdvertResponse{}
 	if err := r.receive(remote, req.Advertisement); err != nil {
-		r.log.Warn("resource advertisement refused", "peer", remote, "reason", err)
+		r.log.Warn("resource advertisement refused", "peer", remote, "org", r.n.peerOrg(remote), "reason", err)
 		reply.Error = err.Error()
 	}
 	if err := protocols.WriteMsg(s, reply); err != nil {

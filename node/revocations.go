@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/finp2p/go-finp2p/governance"
 	"github.com/finp2p/go-finp2p/membership"
 	"github.com/finp2p/go-finp2p/protocols"
 	"github.com/finp2p/go-finp2p/protocols/pb"
@@ -41,13 +42,13 @@ func startRevocations(ps *pubsub.PubSub, members *membership.Service, log *slog.
 func (r *revocations) validate(_ context.Context, from peer.ID, msg *gossip.Message) gossip.ValidationResult {
 	var rl pb.RevocationList
 	if err := proto.Unmarshal(msg.Data, &rl); err != nil || len(rl.Der) == 0 || len(rl.IssuerChain) == 0 {
-		r.log.Warn("rejected a malformed revocation list", "peer", from)
+		r.log.Warn("rejected a malformed revocation list", "peer", from, "org", r.orgOf(from))
 		return gossip.ValidationReject
 	}
 	applied, err := r.members.ApplyCRL(rl.Der, rl.IssuerChain)
 	switch {
 	case err != nil:
-		r.log.Warn("rejected a revocation list", "peer", from, "reason", err)
+		r.log.Warn("rejected a revocation list", "peer", from, "org", r.orgOf(from), "reason", err)
 		return gossip.ValidationReject
 	case applied:
 		return gossip.ValidationAccept
@@ -58,6 +59,14 @@ func (r *revocations) validate(_ context.Context, from peer.ID, msg *gossip.Mess
 	default:
 		return gossip.ValidationIgnore
 	}
+}
+
+// orgOf is the org to log for a peer that forwarded a list.
+func (r *revocations) orgOf(p peer.ID) string {
+	if m, ok := r.members.Verified(p); ok {
+		return m.OrgID
+	}
+	return governance.UnverifiedOrg
 }
 
 func (r *revocations) holds(der []byte) bool {

@@ -179,7 +179,7 @@ func (u *updates) validator(id resource.ID) gossip.ValidatorEx {
 	return func(_ context.Context, from peer.ID, m *gossip.Message) gossip.ValidationResult {
 		var upd pb.ResourceUpdate
 		if err := proto.Unmarshal(m.Data, &upd); err != nil || upd.Resource != id.String() || upd.Seq == 0 {
-			u.n.log.Warn("rejected a malformed resource update", "topic", topicName(id), "from", from)
+			u.n.log.Warn("rejected a malformed resource update", "topic", topicName(id), "peer", from, "org", u.n.peerOrg(from))
 			return gossip.ValidationReject
 		}
 		publisher := m.GetFrom()
@@ -188,7 +188,7 @@ func (u *updates) validator(id resource.ID) gossip.ValidatorEx {
 		case !known:
 			return gossip.ValidationIgnore
 		case org != id.Org():
-			u.n.log.Warn("rejected a resource update from a node that does not own the resource", "resource", id, "publisher", publisher, "publisher_org", org)
+			u.n.log.Warn("rejected a resource update from a node that does not own the resource", "resource", id, "peer", publisher, "org", org)
 			return gossip.ValidationReject
 		}
 		m.ValidatorData = &upd
@@ -329,7 +329,7 @@ func (u *updates) fetchRange(ctx context.Context, t *updateTopic, publisher peer
 		var reply pb.UpdatesResponse
 		req := &pb.UpdatesRequest{Resource: t.id.String(), From: from, To: to}
 		if err := u.n.request(ctx, publisher, protocols.ResourceUpdates, req, &reply, maxUpdatesPerFetch*(MaxUpdateSize+64)); err != nil || reply.Code != "" {
-			u.n.log.Warn("missing resource updates not fetched", "resource", t.id, "publisher", publisher, "from", from, "to", to, "error", err, "refused", reply.Error)
+			u.n.log.Warn("missing resource updates not fetched", "resource", t.id, "peer", publisher, "org", u.n.peerOrg(publisher), "from", from, "to", to, "error", err, "refused", reply.Error)
 			return false
 		}
 		if len(reply.Updates) == 0 {
@@ -337,7 +337,7 @@ func (u *updates) fetchRange(ctx context.Context, t *updateTopic, publisher peer
 		}
 		for _, upd := range reply.Updates {
 			if upd.Seq != from || upd.Resource != t.id.String() {
-				u.n.log.Warn("publisher answered with other updates than asked", "resource", t.id, "publisher", publisher, "want", from, "got", upd.Seq)
+				u.n.log.Warn("publisher answered with other updates than asked", "resource", t.id, "peer", publisher, "org", u.n.peerOrg(publisher), "want", from, "got", upd.Seq)
 				return false
 			}
 			u.deliverFrom(t, publisher, upd)

@@ -27,14 +27,18 @@ type Config struct {
 	MaxMessageSize int
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Validated, if set, is told every topic validator's verdict on a
+	// message from another peer (metrics).
+	Validated func(topic string, result gossip.ValidationResult)
 }
 
 // PubSub is a node's gossipsub router.
 type PubSub struct {
-	ps     *gossip.PubSub
-	self   peer.ID
-	log    *slog.Logger
-	cancel context.CancelFunc
+	ps        *gossip.PubSub
+	self      peer.ID
+	log       *slog.Logger
+	validated func(string, gossip.ValidationResult)
+	cancel    context.CancelFunc
 
 	scoreMu sync.RWMutex
 	scores  map[peer.ID]float64
@@ -94,7 +98,7 @@ func New(ctx context.Context, h host.Host, cfg Config) (*PubSub, error) {
 		cfg.Logger = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	p := &PubSub{self: h.ID(), log: cfg.Logger, cancel: cancel}
+	p := &PubSub{self: h.ID(), log: cfg.Logger, validated: cfg.Validated, cancel: cancel}
 	ps, err := gossip.NewGossipSub(ctx, h,
 		gossip.WithPeerFilter(func(p peer.ID, _ string) bool { return cfg.Member(p) }),
 		gossip.WithMessageSignaturePolicy(gossip.StrictSign),
@@ -150,6 +154,16 @@ type Topic struct {
 // calls handle for every message that passed validation and came from another
 // node. handle runs on one goroutine, in delivery order.
 func (p *PubSub) Join(name string, validate gossip.ValidatorEx, handle func(*gossip.Message)) (*Topic, error) {
+	if p.validated != nil {
+		inner := validate
+		validate = func(ctx context.Context, from peer.ID, msg *gossip.Message) gossip.ValidationResult {
+			r := inner(ctx, from, msg)
+			if from != p.self {
+				p.validated(name, r)
+			}
+			return r
+		}
+	}
 	if err := p.ps.RegisterTopicValidator(name, validate); err != nil {
 		return nil, fmt.Errorf("pubsub: register validator for %s: %w", name, err)
 	}

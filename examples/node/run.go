@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	golog "github.com/ipfs/go-log/v2"
+	"github.com/libp2p/go-libp2p/gologshim"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -49,6 +51,7 @@ func runRun(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	routeLibraryLogs(logger, logFormat)
 	rc, err := loadRepoConfig(repo, os.LookupEnv, flags.overrides())
 	if err != nil {
 		return err
@@ -70,6 +73,48 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, usagef("--log-format %q: want text or json", format)
+}
+
+// routeLibraryLogs makes the libraries' logs come out like the node's:
+// go-libp2p's (gologshim) through logger's handler, each line with a
+// "logger" attribute naming the libp2p subsystem, at the levels
+// GOLOG_LOG_LEVEL sets (error by default, as before); go-log's (kad-dht)
+// as JSON when the node logs JSON.
+func routeLibraryLogs(logger *slog.Logger, format string) {
+	levels := gologshim.ConfigFromEnv()
+	gologshim.SetDefaultHandler(libraryHandler{Handler: logger.Handler(), levels: levels, level: levels.LevelForSystem("")})
+	if format == "json" {
+		cfg := golog.GetConfig()
+		cfg.Format = golog.JSONOutput
+		golog.SetupLogging(cfg)
+	}
+}
+
+// libraryHandler is the node's handler with a library's own minimum level
+// per subsystem: a libp2p logger names its subsystem in the "logger"
+// attribute it adds first.
+type libraryHandler struct {
+	slog.Handler
+	levels *gologshim.Config
+	level  slog.Level
+}
+
+func (h libraryHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.level && h.Handler.Enabled(ctx, l)
+}
+
+func (h libraryHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	level := h.level
+	for _, a := range attrs {
+		if a.Key == "logger" {
+			level = h.levels.LevelForSystem(a.Value.String())
+		}
+	}
+	return libraryHandler{Handler: h.Handler.WithAttrs(attrs), levels: h.levels, level: level}
+}
+
+func (h libraryHandler) WithGroup(name string) slog.Handler {
+	return libraryHandler{Handler: h.Handler.WithGroup(name), levels: h.levels, level: h.level}
 }
 
 // runNode starts the node and its API, announces them on stdout and serves
