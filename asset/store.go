@@ -10,6 +10,8 @@ import (
 
 	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/query"
+
+	"github.com/finp2p/go-finp2p/ledger/groupsync"
 )
 
 // Keys of a ReceiptStore, under the caller's namespace. Transaction ids are
@@ -34,18 +36,22 @@ func timeKey(at time.Time, id string) datastore.Key {
 // in a datastore the caller namespaces and closes: one receipt per ledger
 // transaction, found by transaction id or by the hash of the request it
 // answered. Every receipt is verified when put and again when read. It is
-// safe for concurrent use.
+// safe for concurrent use; concurrent Puts share one sync.
 type ReceiptStore struct {
 	ds datastore.Datastore
 	v  *ReceiptVerifier
 
-	mu sync.Mutex // serialises Put's read-check-write
+	mu sync.Mutex // serialises Put's read-check-write, not its sync
+	// durable tracks which of the writes made under mu are synced.
+	durable *groupsync.Syncer[struct{}]
 }
 
 // NewReceiptStore returns a store over ds, which must be safe for
 // concurrent use, that verifies receipts with v.
 func NewReceiptStore(ds datastore.Datastore, v *ReceiptVerifier) *ReceiptStore {
-	return &ReceiptStore{ds: ds, v: v}
+	return &ReceiptStore{ds: ds, v: v, durable: groupsync.New(func() error {
+		return ds.Sync(context.Background(), datastore.NewKey("/"))
+	}, struct{}{})}
 }
 
 // Put verifies a sealed receipt and persists it, synced, before returning;
@@ -56,16 +62,34 @@ func NewReceiptStore(ds datastore.Datastore, v *ReceiptVerifier) *ReceiptStore {
 // is indexed to the receipt that binds it. A receipt that says otherwise for
 // a stored transaction id, or answers a stored request hash with another
 // transaction, is ErrConflict and nothing is written.
+//
+// Put holds the store only while it checks and writes; it syncs after
+// releasing it, so that Puts that write meanwhile share the next sync.
 func (s *ReceiptStore) Put(ctx context.Context, sealed []byte) (*VerifiedReceipt, error) {
 	vr, err := s.v.Verify(sealed)
 	if err != nil {
 		return nil, err
 	}
+	id := vr.Receipt.Transaction.ID
+	s.mu.Lock()
+	err = s.write(ctx, vr)
+	// What this Put wrote, or found that another Put wrote, is durable
+	// once the last write is.
+	ticket := s.durable.Last()
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.durable.Wait(ticket); err != nil {
+		return nil, fmt.Errorf("put asset receipt of transaction %s: sync: %w", id, err)
+	}
+	return vr, nil
+}
+
+// write is Put's check and write, under s.mu.
+func (s *ReceiptStore) write(ctx context.Context, vr *VerifiedReceipt) error {
 	r := vr.Receipt
 	id := r.Transaction.ID
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	type write struct {
 		key   datastore.Key
 		value []byte
@@ -77,10 +101,10 @@ func (s *ReceiptStore) Put(ctx context.Context, sealed []byte) (*VerifiedReceipt
 	case errors.Is(err, datastore.ErrNotFound):
 		writes = append(writes, write{txKey(id), vr.Sealed})
 	case err != nil:
-		return nil, fmt.Errorf("put asset receipt of transaction %s: %w", id, err)
+		return fmt.Errorf("put asset receipt of transaction %s: %w", id, err)
 	default:
 		if field := diffReceipt(old, r); field != "" {
-			return nil, fmt.Errorf("%w: transaction %s already has a receipt with another %s", ErrConflict, id, field)
+			return fmt.Errorf("%w: transaction %s already has a receipt with another %s", ErrConflict, id, field)
 		}
 		kept = old
 	}
@@ -88,12 +112,12 @@ func (s *ReceiptStore) Put(ctx context.Context, sealed []byte) (*VerifiedReceipt
 	case errors.Is(err, datastore.ErrNotFound):
 		writes = append(writes, write{reqKey(r.RequestHash), vr.Sealed})
 	case err != nil:
-		return nil, fmt.Errorf("put asset receipt of transaction %s: %w", id, err)
+		return fmt.Errorf("put asset receipt of transaction %s: %w", id, err)
 	case old.Transaction.ID != id:
-		return nil, fmt.Errorf("%w: request %s was already answered by transaction %s, this receipt says transaction %s", ErrConflict, r.RequestHash, old.Transaction.ID, id)
+		return fmt.Errorf("%w: request %s was already answered by transaction %s, this receipt says transaction %s", ErrConflict, r.RequestHash, old.Transaction.ID, id)
 	default:
 		if field := diffReceipt(old, r); field != "" {
-			return nil, fmt.Errorf("%w: request %s already has a receipt with another %s", ErrConflict, r.RequestHash, field)
+			return fmt.Errorf("%w: request %s already has a receipt with another %s", ErrConflict, r.RequestHash, field)
 		}
 	}
 	// The time index follows the kept receipt; it is written again if an
@@ -101,40 +125,38 @@ func (s *ReceiptStore) Put(ctx context.Context, sealed []byte) (*VerifiedReceipt
 	tk := timeKey(kept.SignedAt, id)
 	switch has, err := s.ds.Has(ctx, tk); {
 	case err != nil:
-		return nil, fmt.Errorf("put asset receipt of transaction %s: %w", id, err)
+		return fmt.Errorf("put asset receipt of transaction %s: %w", id, err)
 	case !has:
 		writes = append(writes, write{tk, []byte(id)})
 	}
 	if len(writes) == 0 {
-		return vr, nil
+		return nil
 	}
 
 	if b, ok := s.ds.(datastore.Batching); ok {
 		batch, err := b.Batch(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("put asset receipt of transaction %s: %w", id, err)
+			return fmt.Errorf("put asset receipt of transaction %s: %w", id, err)
 		}
 		for _, w := range writes {
 			if err := batch.Put(ctx, w.key, w.value); err != nil {
-				return nil, fmt.Errorf("put asset receipt of transaction %s: %w", id, err)
+				return fmt.Errorf("put asset receipt of transaction %s: %w", id, err)
 			}
 		}
 		if err := batch.Commit(ctx); err != nil {
-			return nil, fmt.Errorf("put asset receipt of transaction %s: %w", id, err)
+			return fmt.Errorf("put asset receipt of transaction %s: %w", id, err)
 		}
 	} else {
 		// The transaction's key last: until it is written, a retried Put
 		// writes everything again.
 		for i := len(writes) - 1; i >= 0; i-- {
 			if err := s.ds.Put(ctx, writes[i].key, writes[i].value); err != nil {
-				return nil, fmt.Errorf("put asset receipt of transaction %s: %w", id, err)
+				return fmt.Errorf("put asset receipt of transaction %s: %w", id, err)
 			}
 		}
 	}
-	if err := s.ds.Sync(ctx, datastore.NewKey("/")); err != nil {
-		return nil, fmt.Errorf("put asset receipt of transaction %s: sync: %w", id, err)
-	}
-	return vr, nil
+	s.durable.Committed(struct{}{})
+	return nil
 }
 
 // decode reads a stored receipt and decodes it, checking its envelope
@@ -216,6 +238,12 @@ func (s *ReceiptStore) ByRequest(ctx context.Context, requestHash string) (*Veri
 
 func (s *ReceiptStore) read(ctx context.Context, key datastore.Key, what string) (*VerifiedReceipt, error) {
 	data, err := s.ds.Get(ctx, key)
+	// A receipt another Put wrote is returned once it is durable, as Put
+	// returns it. That Put holds s.mu from its write until it records
+	// it, so the last write recorded after the read covers the receipt.
+	s.mu.Lock()
+	ticket := s.durable.Last()
+	s.mu.Unlock()
 	if errors.Is(err, datastore.ErrNotFound) {
 		return nil, fmt.Errorf("%w: no receipt of %s: %w", ErrNotFound, what, err)
 	}
@@ -225,6 +253,9 @@ func (s *ReceiptStore) read(ctx context.Context, key datastore.Key, what string)
 	vr, err := s.v.Verify(data)
 	if err != nil {
 		return nil, fmt.Errorf("stored asset receipt of %s: %w", what, err)
+	}
+	if err := s.durable.Wait(ticket); err != nil {
+		return nil, fmt.Errorf("read asset receipt of %s: sync: %w", what, err)
 	}
 	return vr, nil
 }

@@ -1,13 +1,17 @@
 package discovery
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 	mh "github.com/multiformats/go-multihash"
+
+	"github.com/finp2p/go-finp2p/protocols"
 )
 
 // DHTNamespace is the kad-dht record namespace of org advertisements.
@@ -74,20 +78,37 @@ func (d DHTValidator) open(key string, value []byte) (*Record, error) {
 	return rec, nil
 }
 
-// Select picks the valid value with the highest sequence number.
+// Select picks the valid value with the highest sequence number, the
+// first of equals. kad-dht has usually just validated each value, so rather
+// than verify them all again it orders them by the sequence number an
+// unchecked decoding gives and verifies them in that order until one
+// passes: a value that fails verification, whatever sequence it claims, is
+// skipped as before.
 func (d DHTValidator) Select(key string, values [][]byte) (int, error) {
-	best, bestSeq := -1, uint64(0)
+	if _, _, err := parseDHTKey(key); err != nil {
+		return 0, err
+	}
+	type candidate struct {
+		i   int
+		seq uint64
+	}
+	cands := make([]candidate, 0, len(values))
 	for i, v := range values {
-		rec, err := d.open(key, v)
-		if err != nil {
+		if len(v) > protocols.MaxAdvertisementSize {
 			continue
 		}
-		if best < 0 || rec.Ad.Seq > bestSeq {
-			best, bestSeq = i, rec.Ad.Seq
+		var ad Advertisement
+		if _, err := unsealUnchecked(v, &ad); err != nil {
+			continue // Open would refuse it too
+		}
+		cands = append(cands, candidate{i, ad.Seq})
+	}
+	// Highest sequence first; a stable sort keeps equals in value order.
+	slices.SortStableFunc(cands, func(a, b candidate) int { return cmp.Compare(b.seq, a.seq) })
+	for _, c := range cands {
+		if _, err := d.open(key, values[c.i]); err == nil {
+			return c.i, nil
 		}
 	}
-	if best < 0 {
-		return 0, errors.New("no valid advertisement among the values")
-	}
-	return best, nil
+	return 0, errors.New("no valid advertisement among the values")
 }

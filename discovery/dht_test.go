@@ -2,12 +2,14 @@ package discovery_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	record "github.com/libp2p/go-libp2p-record"
 	mh "github.com/multiformats/go-multihash"
 
 	"github.com/finp2p/go-finp2p/discovery"
+	"github.com/finp2p/go-finp2p/governance"
 )
 
 // The node hands DHTValidator to kad-dht as the finp2p-org namespace's validator.
@@ -147,5 +149,59 @@ func TestOrgCID(t *testing.T) {
 	}
 	if !a.Equals(cid.NewCidV1(cid.Raw, want)) {
 		t.Errorf("OrgCID(bank-x) = %s, want the CID of %q", a, "finp2p-org/bank-x")
+	}
+}
+
+// TestDHTSelectVerifiesAgain checks that Select, which orders values by
+// their unchecked sequence numbers and verifies only as many as it must,
+// still refuses what Validate would: a forged signature claiming the
+// highest sequence, and values that passed Validate before but have since
+// expired or lost their signer's certificate to a revocation.
+func TestDHTSelectVerifiesAgain(t *testing.T) {
+	f := newFixture(t)
+	trust := f.newTrust(t)
+	val := discovery.DHTValidator{V: f.verifierWith(trust, false)}
+	key := discovery.DHTKey("bank-x", f.bankX.id)
+	seq := func(n uint64) []byte {
+		return f.sealed(t, f.bankX, func(a *discovery.Advertisement) { a.Seq = n })
+	}
+	one, two := seq(1), seq(2)
+	// The signature is the envelope's last field: a changed last byte keeps
+	// the value decodable, with its sequence 9, but unsigned.
+	badSig := seq(9)
+	badSig[len(badSig)-1] ^= 1
+	if err := val.Validate(key, badSig); err == nil {
+		t.Fatal("Validate accepted a forged signature")
+	}
+	for _, v := range [][]byte{one, two} {
+		if err := val.Validate(key, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := val.Select(key, [][]byte{one, badSig, two}); err != nil || got != 2 {
+		t.Fatalf("Select = %d, %v; want 2 (the forged sequence 9 skipped)", got, err)
+	}
+	// Validated bytes are verified again: a later revocation refuses them.
+	f.revoke(t, trust, f.bankX)
+	wantErr(t, val.Validate(key, two), governance.ErrRevoked)
+	if got, err := val.Select(key, [][]byte{one, two}); err == nil {
+		t.Errorf("Select = %d after the signer's revocation, want an error", got)
+	}
+
+	// And so does the clock: an advertisement validated before it expired
+	// is refused after.
+	val = discovery.DHTValidator{V: f.verifier(false)}
+	key2 := discovery.DHTKey("bank-x", f.bankX2.id)
+	ad := f.sealed(t, f.bankX2, nil)
+	if err := val.Validate(key2, ad); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := val.Select(key2, [][]byte{ad}); err != nil || got != 0 {
+		t.Fatalf("Select = %d, %v", got, err)
+	}
+	f.clock.Add(time.Hour)
+	wantErr(t, val.Validate(key2, ad), discovery.ErrExpired)
+	if got, err := val.Select(key2, [][]byte{ad}); err == nil {
+		t.Errorf("Select = %d after expiry, want an error", got)
 	}
 }

@@ -2,10 +2,12 @@ package discovery
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -34,6 +36,54 @@ type Verifier struct {
 	Development bool
 	// Now is the clock; time.Now if nil.
 	Now func() time.Time
+
+	// signed remembers advertisements that passed Open, so that the
+	// envelope signature of the very same bytes is not checked again.
+	signed signedMemo
+}
+
+// signedMemoSize bounds the advertisements a Verifier remembers as signed:
+// a few per member node.
+const signedMemoSize = 4096
+
+// signedMemo is a bounded set of SHA-256 hashes of sealed advertisements
+// whose envelope signature verified. It keeps two generations: when the
+// current one holds half the bound it becomes the old one, and the old
+// one is dropped. The zero value is empty and ready.
+type signedMemo struct {
+	mu       sync.Mutex
+	cur, old map[[sha256.Size]byte]struct{}
+}
+
+func (m *signedMemo) has(h [sha256.Size]byte) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.cur[h]; ok {
+		return true
+	}
+	if _, ok := m.old[h]; ok {
+		delete(m.old, h)
+		m.add(h)
+		return true
+	}
+	return false
+}
+
+func (m *signedMemo) put(h [sha256.Size]byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.add(h)
+}
+
+// add adds h to the current generation. The caller holds m.mu.
+func (m *signedMemo) add(h [sha256.Size]byte) {
+	if len(m.cur) >= signedMemoSize/2 {
+		m.old, m.cur = m.cur, nil
+	}
+	if m.cur == nil {
+		m.cur = make(map[[sha256.Size]byte]struct{})
+	}
+	m.cur[h] = struct{}{}
 }
 
 // Record is an advertisement that passed verification, with the member its
@@ -55,12 +105,23 @@ func (v *Verifier) now() time.Time {
 // that the signing key is the advertised peer's, that its certificate chain
 // is valid, unrevoked and names the advertised org and FinID, expiry, the
 // address policy and the mandatory protocols. The error says which failed.
+//
+// The envelope signature of bytes that passed Open before is not checked
+// again; every other check is made each time, since the clock and the
+// revocation lists move.
 func (v *Verifier) Open(sealed []byte) (*Record, error) {
 	if len(sealed) > protocols.MaxAdvertisementSize {
 		return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrTooLarge, len(sealed), protocols.MaxAdvertisementSize)
 	}
+	h := sha256.Sum256(sealed)
 	var ad Advertisement
-	env, err := record.ConsumeTypedEnvelope(sealed, &ad)
+	var env *record.Envelope
+	var err error
+	if v.signed.has(h) {
+		env, err = unsealUnchecked(sealed, &ad)
+	} else {
+		env, err = record.ConsumeTypedEnvelope(sealed, &ad)
+	}
 	if err != nil {
 		if env != nil && env.PublicKey != nil {
 			// The envelope parsed but its signature or payload did not.
@@ -78,7 +139,22 @@ func (v *Verifier) Open(sealed []byte) (*Record, error) {
 	if err != nil {
 		return nil, err
 	}
+	v.signed.put(h)
 	return &Record{Ad: &ad, Member: m, Sealed: sealed}, nil
+}
+
+// unsealUnchecked decodes a sealed advertisement without checking its
+// signature: only for bytes whose signature verified before, or to order
+// values before verifying them.
+func unsealUnchecked(sealed []byte, ad *Advertisement) (*record.Envelope, error) {
+	env, err := record.UnmarshalEnvelope(sealed)
+	if err != nil {
+		return nil, err
+	}
+	if err := ad.UnmarshalRecord(env.RawPayload); err != nil {
+		return env, err
+	}
+	return env, nil
 }
 
 // check applies the rules that need no certificate work.

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -57,15 +58,21 @@ type StoredCRL struct {
 }
 
 // TrustStore verifies certificate chains against the genesis founding roots
-// and keeps the newest revocation list of each CA. It is safe for concurrent
-// use.
+// and keeps the newest revocation list of each CA. It remembers the chains
+// it verified from DER (see WithVerifyCache) until a certificate of the
+// chain is no longer valid at the time a caller asks about or a new
+// revocation list arrives. It is safe for concurrent use.
 type TrustStore struct {
 	roots     []*x509.Certificate
 	pool      *x509.CertPool
 	rootByRaw map[string]*x509.Certificate
+	cache     *verifyCache // nil when off
 
 	mu   sync.RWMutex
 	crls map[string]*crlEntry // by issuerID of the CA
+	// generation counts the changes to crls; it is changed under mu, and a
+	// cached verification is good only for the generation it was made at.
+	generation atomic.Uint64
 }
 
 type crlEntry struct {
@@ -76,13 +83,20 @@ type crlEntry struct {
 
 // NewTrustStore returns a trust store for the given founding roots, each of
 // which must follow the founding root profile.
-func NewTrustStore(roots []*x509.Certificate) (*TrustStore, error) {
+func NewTrustStore(roots []*x509.Certificate, opts ...TrustStoreOption) (*TrustStore, error) {
 	if len(roots) == 0 {
 		return nil, ErrNoRoots
+	}
+	cfg := trustStoreConfig{cacheSize: DefaultVerifyCacheSize}
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, fmt.Errorf("trust store: %w", err)
+		}
 	}
 	t := &TrustStore{
 		pool:      x509.NewCertPool(),
 		rootByRaw: make(map[string]*x509.Certificate, len(roots)),
+		cache:     newVerifyCache(cfg.cacheSize),
 		crls:      map[string]*crlEntry{},
 	}
 	for i, r := range roots {
@@ -114,12 +128,47 @@ func issuerID(ca *x509.Certificate) string {
 }
 
 // VerifyDER parses a DER chain (leaf first) and verifies it like Verify.
+// A chain verified before is not parsed again: the earlier result is
+// returned while every certificate involved is valid at now and no
+// revocation list was added since. The Member's certificates are shared
+// with the cache; callers must not modify them.
 func (t *TrustStore) VerifyDER(chain [][]byte, now time.Time) (Member, error) {
+	if t.cache == nil || !cacheable(chain) {
+		certs, err := parseChainDER(chain)
+		if err != nil {
+			return Member{}, err
+		}
+		return t.Verify(certs, now)
+	}
+	k := chainKey(chain)
+	if m, ok := t.cache.get(k, now, t.generation.Load()); ok {
+		return m, nil
+	}
 	certs, err := parseChainDER(chain)
 	if err != nil {
 		return Member{}, err
 	}
-	return t.Verify(certs, now)
+	m, vc, err := t.verify(certs, now)
+	if err != nil {
+		return Member{}, err
+	}
+	t.cache.put(k, vc)
+	return m, nil
+}
+
+// cacheable reports whether chain is within the bounds parseChainDER
+// enforces, so that the cache never hashes more than they allow and an
+// out-of-bounds chain gets parseChainDER's error.
+func cacheable(chain [][]byte) bool {
+	if len(chain) == 0 || len(chain) > maxChainCerts {
+		return false
+	}
+	for _, der := range chain {
+		if len(der) > maxCertDER {
+			return false
+		}
+	}
+	return true
 }
 
 // VerifySigner verifies the DER chain carried in a signed record and checks
@@ -179,15 +228,23 @@ func parseChainDER(chain [][]byte) ([]*x509.Certificate, error) {
 // FinP2P profile and the known revocation lists, and returns the member it
 // proves.
 func (t *TrustStore) Verify(chain []*x509.Certificate, now time.Time) (Member, error) {
+	m, _, err := t.verify(chain, now)
+	return m, err
+}
+
+// verify is Verify; on success it also returns what VerifyDER caches: the
+// member, the times between which every certificate involved is valid, and
+// the revocation generation the chain was checked against.
+func (t *TrustStore) verify(chain []*x509.Certificate, now time.Time) (Member, *verifiedChain, error) {
 	if len(chain) == 0 {
-		return Member{}, fmt.Errorf("%w: empty certificate chain", ErrUntrustedChain)
+		return Member{}, nil, fmt.Errorf("%w: empty certificate chain", ErrUntrustedChain)
 	}
 	if len(chain) > maxChainCerts {
-		return Member{}, fmt.Errorf("%w: chain holds %d certificates, at most %d allowed", ErrUntrustedChain, len(chain), maxChainCerts)
+		return Member{}, nil, fmt.Errorf("%w: chain holds %d certificates, at most %d allowed", ErrUntrustedChain, len(chain), maxChainCerts)
 	}
 	for i, c := range chain {
 		if c == nil {
-			return Member{}, fmt.Errorf("%w: certificate %d of the chain is nil", ErrUntrustedChain, i)
+			return Member{}, nil, fmt.Errorf("%w: certificate %d of the chain is nil", ErrUntrustedChain, i)
 		}
 	}
 	if len(chain) > 1 {
@@ -197,13 +254,13 @@ func (t *TrustStore) Verify(chain []*x509.Certificate, now time.Time) (Member, e
 	}
 	for _, c := range chain {
 		if err := checkValidity(c, now); err != nil {
-			return Member{}, err
+			return Member{}, nil, err
 		}
 	}
 	leaf := chain[0]
 	names, err := checkLeaf(leaf)
 	if err != nil {
-		return Member{}, err
+		return Member{}, nil, err
 	}
 
 	opts := x509.VerifyOptions{
@@ -217,7 +274,7 @@ func (t *TrustStore) Verify(chain []*x509.Certificate, now time.Time) (Member, e
 	}
 	chains, err := leaf.Verify(opts)
 	if err != nil {
-		return Member{}, t.chainError(leaf, chain, now, err)
+		return Member{}, nil, t.chainError(leaf, chain, now, err)
 	}
 	verified := chains[0]
 	path, root := verified[:len(verified)-1], verified[len(verified)-1]
@@ -226,24 +283,24 @@ func (t *TrustStore) Verify(chain []*x509.Certificate, now time.Time) (Member, e
 	switch len(path) {
 	case 1:
 		if names.role == RoleFounding && names.org != rootOrg {
-			return Member{}, fmt.Errorf("%w: founding-role certificate %s of org %s is signed by the founding root of org %s", ErrRoleNotAllowed, describe(leaf), names.org, rootOrg)
+			return Member{}, nil, fmt.Errorf("%w: founding-role certificate %s of org %s is signed by the founding root of org %s", ErrRoleNotAllowed, describe(leaf), names.org, rootOrg)
 		}
 	case 2:
 		ca := path[1]
 		caOrg, err := checkIntermediate(ca)
 		if err != nil {
-			return Member{}, err
+			return Member{}, nil, err
 		}
 		switch names.role {
 		case RoleFounding:
-			return Member{}, fmt.Errorf("%w: founding-role certificate %s is signed by governance CA %s; founding nodes are certified by their founding root only", ErrRoleNotAllowed, describe(leaf), describe(ca))
+			return Member{}, nil, fmt.Errorf("%w: founding-role certificate %s is signed by governance CA %s; founding nodes are certified by their founding root only", ErrRoleNotAllowed, describe(leaf), describe(ca))
 		case RoleGovernance:
 			if names.org != caOrg {
-				return Member{}, fmt.Errorf("%w: governance-role certificate %s of org %s is signed by governance CA %s of org %s; governance nodes of other orgs are certified by a founding root", ErrRoleNotAllowed, describe(leaf), names.org, describe(ca), caOrg)
+				return Member{}, nil, fmt.Errorf("%w: governance-role certificate %s of org %s is signed by governance CA %s of org %s; governance nodes of other orgs are certified by a founding root", ErrRoleNotAllowed, describe(leaf), names.org, describe(ca), caOrg)
 			}
 		}
 	default:
-		return Member{}, fmt.Errorf("%w: certificate %s chains through %d intermediates; the profile allows at most one governance CA", ErrUntrustedChain, describe(leaf), len(path)-1)
+		return Member{}, nil, fmt.Errorf("%w: certificate %s chains through %d intermediates; the profile allows at most one governance CA", ErrUntrustedChain, describe(leaf), len(path)-1)
 	}
 
 	t.mu.RLock()
@@ -252,11 +309,11 @@ func (t *TrustStore) Verify(chain []*x509.Certificate, now time.Time) (Member, e
 		issuer := verified[i+1]
 		if e, ok := t.crls[issuerID(issuer)]; ok {
 			if at, revoked := e.revoked[serialKey(c.SerialNumber)]; revoked {
-				return Member{}, fmt.Errorf("%w: certificate %s was revoked by %s at %s (CRL %s)", ErrRevoked, describe(c), describe(issuer), at.UTC().Format(time.RFC3339), e.stored.Number)
+				return Member{}, nil, fmt.Errorf("%w: certificate %s was revoked by %s at %s (CRL %s)", ErrRevoked, describe(c), describe(issuer), at.UTC().Format(time.RFC3339), e.stored.Number)
 			}
 		}
 	}
-	return Member{
+	m := Member{
 		OrgID:    names.org,
 		FinID:    names.finID,
 		PeerID:   names.peerID,
@@ -264,7 +321,10 @@ func (t *TrustStore) Verify(chain []*x509.Certificate, now time.Time) (Member, e
 		NotAfter: leaf.NotAfter,
 		Serial:   leaf.SerialNumber,
 		Chain:    slices.Clone(path),
-	}, nil
+	}
+	vc := &verifiedChain{member: m.clone(), generation: t.generation.Load()}
+	vc.notBefore, vc.notAfter = validityWindow(chain, verified)
+	return m, vc, nil
 }
 
 func checkValidity(c *x509.Certificate, now time.Time) error {
@@ -422,6 +482,8 @@ func (t *TrustStore) AddCRL(crlDER []byte, issuerChain [][]byte, now time.Time) 
 		return false, nil
 	}
 	t.crls[id] = entry
+	// Chains verified before this list are verified again.
+	t.generation.Add(1)
 	return true, nil
 }
 

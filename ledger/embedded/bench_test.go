@@ -3,6 +3,8 @@ package embedded
 import (
 	"context"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/ipfs/go-datastore"
@@ -93,6 +95,55 @@ func BenchmarkApply(b *testing.B) {
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "entries/s")
+		})
+	}
+}
+
+// BenchmarkTransferParallel measures transfers from many goroutines at once
+// on a pebble datastore with the default sync, as an owner node serving
+// many requests in flight does: each goroutine moves units between its own
+// two accounts, so no transfer fails for want of balance.
+func BenchmarkTransferParallel(b *testing.B) {
+	for _, workers := range []int{1, 16, 64} {
+		b.Run("workers="+strconv.Itoa(workers), func(b *testing.B) {
+			ctx := context.Background()
+			l, err := Open(ctx, pebbleStore(b, b.TempDir()), testLedgerID)
+			if err != nil {
+				b.Fatal(err)
+			}
+			mustTx(b)(l.CreateAsset(ctx, ledger.CreateAsset{IdempotencyKey: "create", Asset: "usd", Decimals: 2}))
+			for w := range workers {
+				for _, side := range []string{"a", "b"} {
+					acct := "w" + strconv.Itoa(w) + side
+					mustTx(b)(l.Issue(ctx, ledger.Issue{IdempotencyKey: "issue-" + acct, Asset: "usd", To: acct, Quantity: "1000000000"}))
+				}
+			}
+			var next atomic.Int64
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			for w := range workers {
+				wg.Go(func() {
+					a, c := "w"+strconv.Itoa(w)+"a", "w"+strconv.Itoa(w)+"b"
+					for i := 0; next.Add(1) <= int64(b.N); i++ {
+						from, to := a, c
+						if i%2 == 1 {
+							from, to = c, a
+						}
+						_, err := l.Transfer(ctx, ledger.Transfer{
+							IdempotencyKey: "pay-" + strconv.Itoa(w) + "-" + strconv.Itoa(i),
+							Asset:          "usd",
+							From:           from,
+							To:             to,
+							Quantity:       "1.25",
+						})
+						if err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
 		})
 	}
 }

@@ -9,6 +9,13 @@
 // acknowledged is lost to a crash. Only one Ledger may use a datastore at a
 // time.
 //
+// Operations run one at a time, but they do not hold the ledger while they
+// sync: each commits its batch, releases the ledger to the next one and
+// then waits for a sync that started after its commit, so operations that
+// commit while a sync runs share the next one (group commit). Reads, too,
+// answer only once what they read is durable, and the head, the version
+// and the journal a Ledger shows end at the last durable transaction.
+//
 // A replica (WithReadOnly) keeps a copy of another node's ledger: it refuses
 // every mutation, and Apply appends the primary's journal entries to it one
 // by one, re-executing each against the copy's state and checking that it
@@ -32,6 +39,7 @@ import (
 	"github.com/ipfs/go-datastore"
 
 	"github.com/finp2p/go-finp2p/ledger"
+	"github.com/finp2p/go-finp2p/ledger/groupsync"
 )
 
 // ErrCorrupt: the stored journal or state is inconsistent: a broken hash
@@ -90,6 +98,10 @@ type Ledger struct {
 
 	mu   sync.RWMutex // held for writing by mutations, for reading by reads
 	head headRecord   // the committed head; guarded by mu
+	// durable tracks which commits are synced and the head of the last
+	// synced one; nil without sync. Commits record themselves in it under
+	// mu, so in version order.
+	durable *groupsync.Syncer[headRecord]
 	// applying is the primary's journal entry Apply is re-executing, nil
 	// otherwise; guarded by mu. While it is set, the operations take the
 	// transaction id and timestamp from it, and commit compares what they
@@ -122,6 +134,11 @@ func Open(ctx context.Context, ds datastore.Batching, id string, opts ...Option)
 		return nil, fmt.Errorf("embedded ledger %q: open: %w", id, err)
 	}
 	l.head = head
+	if l.sync {
+		l.durable = groupsync.New(func() error {
+			return ds.Sync(context.Background(), datastore.NewKey("/"))
+		}, head)
+	}
 	return l, nil
 }
 
@@ -424,14 +441,19 @@ func (l *Ledger) Balance(ctx context.Context, asset, account string) (ledger.Bal
 		return ledger.Balance{}, fmt.Errorf("ledger balance: %w", err)
 	}
 	l.mu.RLock()
-	defer l.mu.RUnlock()
 	a, err := l.asset(ctx, asset)
 	if err != nil {
+		l.mu.RUnlock()
 		return ledger.Balance{}, fmt.Errorf("ledger balance: %w", err)
 	}
 	b, err := l.balance(ctx, asset, account)
+	ticket := l.lastCommit()
+	l.mu.RUnlock()
 	if err != nil {
 		return ledger.Balance{}, fmt.Errorf("ledger balance: %w", err)
+	}
+	if err := l.awaitDurable(ticket); err != nil {
+		return ledger.Balance{}, fmt.Errorf("ledger balance: sync: %w", err)
 	}
 	return ledger.Balance{
 		Asset:     asset,
@@ -448,10 +470,14 @@ func (l *Ledger) Supply(ctx context.Context, asset string) (string, error) {
 		return "", fmt.Errorf("ledger supply: %w", err)
 	}
 	l.mu.RLock()
-	defer l.mu.RUnlock()
 	a, err := l.asset(ctx, asset)
+	ticket := l.lastCommit()
+	l.mu.RUnlock()
 	if err != nil {
 		return "", fmt.Errorf("ledger supply: %w", err)
+	}
+	if err := l.awaitDurable(ticket); err != nil {
+		return "", fmt.Errorf("ledger supply: sync: %w", err)
 	}
 	return a.format(a.supply), nil
 }
@@ -462,7 +488,20 @@ func (l *Ledger) Transaction(ctx context.Context, id string) (ledger.Transaction
 		return ledger.Transaction{}, fmt.Errorf("ledger transaction: %w: missing id", ledger.ErrBadRequest)
 	}
 	l.mu.RLock()
-	defer l.mu.RUnlock()
+	tx, err := l.transaction(ctx, id)
+	ticket := l.lastCommit()
+	l.mu.RUnlock()
+	if err != nil {
+		return ledger.Transaction{}, err
+	}
+	if err := l.awaitDurable(ticket); err != nil {
+		return ledger.Transaction{}, fmt.Errorf("ledger transaction %q: sync: %w", id, err)
+	}
+	return tx, nil
+}
+
+// transaction is Transaction under the read lock.
+func (l *Ledger) transaction(ctx context.Context, id string) (ledger.Transaction, error) {
 	b, err := l.ds.Get(ctx, txKey(id))
 	switch {
 	case errors.Is(err, datastore.ErrNotFound):
@@ -488,7 +527,20 @@ func (l *Ledger) Status(ctx context.Context, idempotencyKey string) (ledger.Oper
 		return ledger.OperationStatus{}, fmt.Errorf("ledger status: %w", err)
 	}
 	l.mu.RLock()
-	defer l.mu.RUnlock()
+	st, err := l.status(ctx, idempotencyKey)
+	ticket := l.lastCommit()
+	l.mu.RUnlock()
+	if err != nil {
+		return ledger.OperationStatus{}, err
+	}
+	if err := l.awaitDurable(ticket); err != nil {
+		return ledger.OperationStatus{}, fmt.Errorf("ledger status: sync: %w", err)
+	}
+	return st, nil
+}
+
+// status is Status under the read lock.
+func (l *Ledger) status(ctx context.Context, idempotencyKey string) (ledger.OperationStatus, error) {
 	st := ledger.OperationStatus{IdempotencyKey: idempotencyKey}
 	var rec idemRecord
 	switch err := getJSON(ctx, l.ds, idemKey(idempotencyKey), &rec); {
@@ -505,19 +557,20 @@ func (l *Ledger) Status(ctx context.Context, idempotencyKey string) (ledger.Oper
 	return st, nil
 }
 
-// Version returns the version of the last transaction, 0 when there is none.
+// Version returns the version of the last transaction, 0 when there is
+// none; with sync, of the last synced one.
 func (l *Ledger) Version(ctx context.Context) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	return l.head.Version, nil
+	return l.durableHead().Version, nil
 }
 
 // mutate runs the mutation fn of a request that passed validation (invalid
-// is nil) under the write lock, and prefixes an error with the operation.
-// A failed mutation returns the zero Transaction. A replica runs none.
+// is nil) under the write lock, then, with the lock released, waits until
+// the transaction it returns is durable; it prefixes an error with the
+// operation. A failed mutation returns the zero Transaction. A replica runs
+// none.
 func (l *Ledger) mutate(ctx context.Context, op ledger.Operation, invalid error, fn func() (ledger.Transaction, error)) (ledger.Transaction, error) {
 	err := invalid
 	if l.readOnly {
@@ -527,14 +580,54 @@ func (l *Ledger) mutate(ctx context.Context, op ledger.Operation, invalid error,
 		err = ctx.Err()
 	}
 	if err == nil {
-		l.mu.Lock()
-		defer l.mu.Unlock()
 		var tx ledger.Transaction
-		if tx, err = fn(); err == nil {
-			return tx, nil
+		var ticket uint64
+		l.mu.Lock()
+		tx, err = fn()
+		if err == nil && l.durable != nil {
+			// The last commit: this transaction's, or for a replayed
+			// idempotency key one at or after the transaction found.
+			ticket = l.durable.Last()
+		}
+		l.mu.Unlock()
+		if err == nil {
+			if err = l.awaitDurable(ticket); err == nil {
+				return tx, nil
+			}
+			// The batch is committed; a retry with the same key returns tx.
+			err = fmt.Errorf("sync after committing version %d (transaction %s): %w", tx.Version, tx.ID, err)
 		}
 	}
 	return ledger.Transaction{}, fmt.Errorf("ledger %s: %w", op, err)
+}
+
+// lastCommit returns the ticket of the last commit, for a reader to wait
+// for with awaitDurable; 0 without sync. The caller holds l.mu.
+func (l *Ledger) lastCommit() uint64 {
+	if l.durable == nil {
+		return 0
+	}
+	return l.durable.Last()
+}
+
+// awaitDurable returns once the commit with ticket t is synced. The caller does not hold l.mu, so that others commit meanwhile
+// and share the sync.
+func (l *Ledger) awaitDurable(t uint64) error {
+	if l.durable == nil {
+		return nil
+	}
+	return l.durable.Wait(t)
+}
+
+// durableHead returns the head of the last synced commit, or the committed
+// head without sync.
+func (l *Ledger) durableHead() headRecord {
+	if l.durable != nil {
+		return l.durable.Durable()
+	}
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.head
 }
 
 // asset is an asset record in memory.
@@ -694,7 +787,8 @@ func (w *writes) putBalance(assetID, account string, b balance) {
 }
 
 // commit completes tx as the next journal entry and writes it, its
-// idempotency record, the head and w in one batch, then syncs. While Apply
+// idempotency record, the head and w in one batch, and records it for the
+// sync the caller waits for after releasing l.mu. While Apply
 // runs, the completed tx must equal the entry being applied, or commit
 // writes nothing and fails with ErrDiverged. The caller holds l.mu.
 func (l *Ledger) commit(ctx context.Context, w writes, key string, r request, tx ledger.Transaction) (ledger.Transaction, error) {
@@ -746,12 +840,8 @@ func (l *Ledger) commit(ctx context.Context, w writes, key string, r request, tx
 		return ledger.Transaction{}, fmt.Errorf("commit version %d: %w", tx.Version, err)
 	}
 	l.head = head
-	if l.sync {
-		if err := l.ds.Sync(ctx, datastore.NewKey("/")); err != nil {
-			// The batch is committed; a retry with the same key returns tx.
-			return ledger.Transaction{}, fmt.Errorf("sync after committing version %d (transaction %s): %w",
-				tx.Version, tx.ID, err)
-		}
+	if l.durable != nil {
+		l.durable.Committed(head)
 	}
 	return tx, nil
 }

@@ -28,11 +28,11 @@ var (
 
 // Head returns the committed head: the version of the last transaction and
 // its hash, or version 0 and the genesis hash (64 zeros, the PrevHash of
-// version 1) when there is none.
+// version 1) when there is none. With sync, it is the head of the last
+// synced transaction.
 func (l *Ledger) Head() (version uint64, hash string) {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	return l.head.Version, l.head.Hash
+	h := l.durableHead()
+	return h.Version, h.Hash
 }
 
 // Apply appends tx, an entry of the journal of this ledger's primary, to
@@ -59,8 +59,15 @@ func (l *Ledger) Apply(ctx context.Context, tx ledger.Transaction) error {
 		return fmt.Errorf("ledger %q apply: %w: entry of version 0; versions start at 1", l.id, ledger.ErrBadRequest)
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if err := l.apply(ctx, tx); err != nil {
+	err := l.apply(ctx, tx)
+	ticket := l.lastCommit()
+	l.mu.Unlock()
+	if err == nil {
+		if err = l.awaitDurable(ticket); err != nil {
+			err = fmt.Errorf("sync: %w", err)
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("ledger %q apply version %d: %w", l.id, tx.Version, err)
 	}
 	return nil

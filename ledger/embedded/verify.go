@@ -16,16 +16,18 @@ import (
 )
 
 // Journal returns up to limit transactions in version order, starting at
-// version from (1 when from is 0).
+// version from (1 when from is 0). With sync, it ends at the last synced
+// transaction, so no copy of the journal holds one a crash could undo.
 func (l *Ledger) Journal(ctx context.Context, from uint64, limit int) ([]ledger.Transaction, error) {
 	if limit <= 0 {
 		return nil, fmt.Errorf("ledger journal: %w: limit %d, want > 0", ledger.ErrBadRequest, limit)
 	}
 	from = max(from, 1)
+	last := l.durableHead().Version
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	var txs []ledger.Transaction
-	for v := from; v <= l.head.Version && len(txs) < limit; v++ {
+	for v := from; v <= last && len(txs) < limit; v++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
