@@ -11,7 +11,7 @@ import (
 	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/query"
 
-	"github.com/finp2p/go-finp2p/ledger/groupsync"
+	"github.com/finp2p/go-finp2p/internal/groupsync"
 )
 
 // Keys of a ReceiptStore, under the caller's namespace. Transaction ids are

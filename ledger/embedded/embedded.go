@@ -39,7 +39,7 @@ import (
 	"github.com/ipfs/go-datastore"
 
 	"github.com/finp2p/go-finp2p/ledger"
-	"github.com/finp2p/go-finp2p/ledger/groupsync"
+	"github.com/finp2p/go-finp2p/internal/groupsync"
 )
 
 // ErrCorrupt: the stored journal or state is inconsistent: a broken hash
