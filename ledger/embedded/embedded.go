@@ -38,8 +38,8 @@ import (
 
 	"github.com/ipfs/go-datastore"
 
-	"github.com/finp2p/go-finp2p/ledger"
 	"github.com/finp2p/go-finp2p/internal/groupsync"
+	"github.com/finp2p/go-finp2p/ledger"
 )
 
 // ErrCorrupt: the stored journal or state is inconsistent: a broken hash
