@@ -119,11 +119,17 @@ func (x *assets) execute(org string, sealedReq []byte) ([]byte, string, error) {
 	if !strings.HasPrefix(key, org+"/") {
 		return nil, "bad-request", fmt.Errorf("idempotency key %q does not start with the requester org %q", key, org+"/")
 	}
-	// A retry gets the receipt signed the first time.
+	// A retry gets the receipt signed the first time. A retry that is a
+	// new request with the same key (the requester lost the one it sent,
+	// say in a crash before it was on disk) gets a receipt of its own for
+	// the same ledger transaction: the ledger returns the first result for
+	// the key, or refuses it when the operation differs.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if prev, err := x.issued.Get(ctx, datastore.NewKey(key)); err == nil {
-		return prev, "", nil
+		if pr, err := x.verifier.Verify(prev); err == nil && pr.Receipt.RequestHash == vr.Hash {
+			return prev, "", nil
+		}
 	}
 	// The spec's flow: the asset's primary node has the details of the
 	// users a transaction moves assets between, asking their org if not.

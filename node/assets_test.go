@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,7 +113,27 @@ func TestAssetTransferWithSignedReceipt(t *testing.T) {
 	if got := balance(alice); got != "69.5" {
 		t.Fatalf("alice after the retry: %s", got)
 	}
+	// A requester that lost the request it sent (a crash before it was on
+	// disk) signs a new one with the same key: it gets a receipt of its own
+	// for the same ledger transaction, and balances still move once.
+	resent, err := a.SendAssetRequestTo(ctx, b.ID(), bond, alice, bob, "30.5", "transfer-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rv, err := a.VerifyReceipt(resent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rv.Receipt.Transaction.ID != tx.ID || rv.Receipt.RequestHash == rc.Receipt.RequestHash {
+		t.Fatalf("new request with the first key: transaction %s (first %s), request hash %s (first %s)", rv.Receipt.Transaction.ID, tx.ID, rv.Receipt.RequestHash, rc.Receipt.RequestHash)
+	}
+	if got := balance(alice); got != "69.5" {
+		t.Fatalf("alice after the resent request: %s", got)
+	}
 	// The same key for another request is refused.
+	if _, err := a.SendAssetRequestTo(ctx, b.ID(), bond, alice, bob, "1", "transfer-1"); err == nil || !strings.Contains(err.Error(), "conflict") {
+		t.Fatalf("new request with the first key for another quantity: %v", err)
+	}
 	if _, err := a.Transfer(ctx, node.AssetRequest{Asset: bond, From: alice, To: bob, Quantity: "1", IdempotencyKey: "transfer-1"}); !errors.Is(err, ledger.ErrIdempotencyConflict) {
 		t.Fatalf("key reused for another transfer: %v", err)
 	}
