@@ -155,7 +155,7 @@ func newGRPCRig(ctx context.Context, dir, genesisFile string, id resource.ID, ow
 			r.close()
 		}
 	}()
-	if r.sds, err = pebbleds.NewDatastore(filepath.Join(dir, "grpc-server")); err != nil {
+	if r.sds, err = node.OpenPebble(filepath.Join(dir, "grpc-server")); err != nil {
 		return nil, fmt.Errorf("grpc server datastore: %w", err)
 	}
 	if r.ledger, err = embedded.Open(ctx, namespace.Wrap(r.sds, datastore.NewKey("/ledger")), owner.org+"/embedded"); err != nil {
@@ -173,7 +173,7 @@ func newGRPCRig(ctx context.Context, dir, genesisFile string, id resource.ID, ow
 	}
 	r.issued = namespace.Wrap(r.sds, datastore.NewKey("/assets/issued"))
 
-	if r.cds, err = pebbleds.NewDatastore(filepath.Join(dir, "grpc-client")); err != nil {
+	if r.cds, err = node.OpenPebble(filepath.Join(dir, "grpc-client")); err != nil {
 		return nil, fmt.Errorf("grpc client datastore: %w", err)
 	}
 	r.outgoing = namespace.Wrap(r.cds, datastore.NewKey("/assets/outgoing"))
