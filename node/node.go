@@ -312,15 +312,20 @@ func OpenPebble(dir string) (*pebbleds.Datastore, error) {
 	return pebbleds.NewDatastore(dir, pebbleds.WithPebbleOpts(pebbleOptions()), pebbleds.WithCacheSize(pebbleCacheSize))
 }
 
-// pebbleCacheSize is the block cache of the node's pebble datastore.
-const pebbleCacheSize = 64 << 20
+// Sizes of the node's pebble datastore: its block cache, and its memtable,
+// larger than pebble's 4 MiB default so that fewer, larger flushes leave
+// less for compactions to rewrite (a transfer writes a few KiB).
+const (
+	pebbleCacheSize    = 64 << 20
+	pebbleMemTableSize = 32 << 20
+)
 
 // pebbleOptions are pebble's defaults with a bloom filter on every level:
 // most of a transfer's reads look up keys that are not there (idempotency
 // keys, receipts not stored yet), and without a filter each such lookup
 // reads and decompresses an index and a data block of every table.
 func pebbleOptions() *pebble.Options {
-	opts := &pebble.Options{}
+	opts := &pebble.Options{MemTableSize: pebbleMemTableSize}
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
