@@ -1,20 +1,17 @@
 package asset_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/namespace"
@@ -22,6 +19,7 @@ import (
 
 	"github.com/finp2p/go-finp2p/asset"
 	"github.com/finp2p/go-finp2p/governance"
+	"github.com/finp2p/go-finp2p/internal/crashtest"
 	"github.com/finp2p/go-finp2p/internal/testnet"
 )
 
@@ -56,44 +54,13 @@ func TestReceiptStoreCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cmd := exec.Command(os.Args[0], "-test.run=^TestReceiptStoreCrashHelper$", "-test.count=1")
-	cmd.Env = append(os.Environ(), storeCrashEnv+"="+dir)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdin, err := cmd.StdinPipe() // open until the child is killed
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stdin.Close()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	watchdog := time.AfterFunc(60*time.Second, func() { _ = cmd.Process.Kill() })
-	defer watchdog.Stop()
 	var acked []string
-	killed := false
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		id, ok := strings.CutPrefix(sc.Text(), "ack ")
-		done := sc.Text() == "done"
-		if ok {
+	crashtest.Run(t, "TestReceiptStoreCrashHelper", []string{storeCrashEnv + "=" + dir}, func(line string) bool {
+		if id, ok := strings.CutPrefix(line, "ack "); ok {
 			acked = append(acked, id)
 		}
-		if !killed && (len(acked) >= storeCrashAcks || done) {
-			if err := cmd.Process.Kill(); err != nil {
-				t.Fatalf("kill: %v", err)
-			}
-			killed = true
-		}
-	}
-	err = cmd.Wait()
-	if !killed {
-		t.Fatalf("child stopped after %d acknowledgements: %v\n%s", len(acked), err, stderr.String())
-	}
+		return len(acked) >= storeCrashAcks || line == "done"
+	})
 	t.Logf("child killed after %d acknowledged Puts", len(acked))
 
 	ds, err := pebbleds.NewDatastore(filepath.Join(dir, "store"))

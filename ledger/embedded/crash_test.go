@@ -1,14 +1,11 @@
 package embedded
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,6 +13,7 @@ import (
 
 	pebbleds "github.com/ipfs/go-ds-pebble"
 
+	"github.com/finp2p/go-finp2p/internal/crashtest"
 	"github.com/finp2p/go-finp2p/ledger"
 )
 
@@ -38,50 +36,24 @@ const crashVersions = 200
 // every transaction the process had acknowledged.
 func TestCrash(t *testing.T) {
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelper$", "-test.count=1")
-	cmd.Env = append(os.Environ(), crashDirEnv+"="+dir)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// A child that stops printing must not hang the test.
-	watchdog := time.AfterFunc(30*time.Second, func() { _ = cmd.Process.Kill() })
-	defer watchdog.Stop()
-
-	// Read every version the child acknowledged, including those printed
-	// between the kill decision and the kill, until its stdout closes.
+	// Every version the child acknowledged counts, including those printed
+	// between the kill decision and the kill.
 	var acked uint64
-	killed := false
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		v, ok := strings.CutPrefix(sc.Text(), "version ")
+	crashtest.Run(t, "TestCrashHelper", []string{crashDirEnv + "=" + dir}, func(line string) bool {
+		v, ok := strings.CutPrefix(line, "version ")
 		if !ok {
-			continue
+			return false
 		}
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
-			t.Fatalf("child printed %q", sc.Text())
+			t.Fatalf("child printed %q", line)
 		}
 		if n != acked+1 {
 			t.Errorf("child acknowledged version %d after %d", n, acked)
 		}
 		acked = n
-		if !killed && acked >= crashVersions {
-			if err := cmd.Process.Kill(); err != nil {
-				t.Fatalf("kill: %v", err)
-			}
-			killed = true
-		}
-	}
-	err = cmd.Wait()
-	if !killed {
-		t.Fatalf("child stopped after version %d: %v\n%s", acked, err, stderr.String())
-	}
+		return acked >= crashVersions
+	})
 	t.Logf("child killed after acknowledging version %d", acked)
 
 	ctx := context.Background()

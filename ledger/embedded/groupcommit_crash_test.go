@@ -1,20 +1,17 @@
 package embedded
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	pebbleds "github.com/ipfs/go-ds-pebble"
 
+	"github.com/finp2p/go-finp2p/internal/crashtest"
 	"github.com/finp2p/go-finp2p/ledger"
 )
 
@@ -30,44 +27,19 @@ const groupCrashWorkers = 16
 // process acknowledged, at the version it was acknowledged with.
 func TestGroupCommitCrash(t *testing.T) {
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestGroupCommitCrashHelper$", "-test.count=1")
-	cmd.Env = append(os.Environ(), groupCrashDirEnv+"="+dir)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	watchdog := time.AfterFunc(30*time.Second, func() { _ = cmd.Process.Kill() })
-	defer watchdog.Stop()
-
 	acked := map[uint64]string{} // version → transaction id
-	killed := false
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
+	crashtest.Run(t, "TestGroupCommitCrashHelper", []string{groupCrashDirEnv + "=" + dir}, func(line string) bool {
+		f := strings.Fields(line)
 		if len(f) != 3 || f[0] != "ack" {
-			continue
+			return false
 		}
 		v, err := strconv.ParseUint(f[1], 10, 64)
 		if err != nil {
-			t.Fatalf("child printed %q", sc.Text())
+			t.Fatalf("child printed %q", line)
 		}
 		acked[v] = f[2]
-		if !killed && len(acked) >= crashVersions {
-			if err := cmd.Process.Kill(); err != nil {
-				t.Fatalf("kill: %v", err)
-			}
-			killed = true
-		}
-	}
-	err = cmd.Wait()
-	if !killed {
-		t.Fatalf("child stopped after %d acknowledgements: %v\n%s", len(acked), err, stderr.String())
-	}
+		return len(acked) >= crashVersions
+	})
 
 	ctx := context.Background()
 	l := openTest(t, pebbleStore(t, dir))

@@ -1,21 +1,19 @@
 package embedded
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ipfs/go-datastore"
 	pebbleds "github.com/ipfs/go-ds-pebble"
+
+	"github.com/finp2p/go-finp2p/internal/crashtest"
 )
 
 // replicaCrashDirEnv tells TestReplicaCrashHelper, run as a child process,
@@ -32,56 +30,26 @@ const replicaCrashVersions = 100
 // head from there.
 func TestReplicaCrash(t *testing.T) {
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestReplicaCrashHelper$", "-test.count=1")
-	cmd.Env = append(os.Environ(), replicaCrashDirEnv+"="+dir)
 	// The child waits on its stdin after the last entry, so the kill always
 	// finds it running.
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stdin.Close()
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// A child that stops printing must not hang the test.
-	watchdog := time.AfterFunc(30*time.Second, func() { _ = cmd.Process.Kill() })
-	defer watchdog.Stop()
-
 	var applied uint64
-	killed, finished := false, false
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		if sc.Text() == "done" {
+	finished := false
+	crashtest.Run(t, "TestReplicaCrashHelper", []string{replicaCrashDirEnv + "=" + dir}, func(line string) bool {
+		if line == "done" {
 			finished = true
-			continue
+			return false
 		}
-		v, ok := strings.CutPrefix(sc.Text(), "version ")
+		v, ok := strings.CutPrefix(line, "version ")
 		if !ok {
-			continue
+			return false
 		}
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
-			t.Fatalf("child printed %q", sc.Text())
+			t.Fatalf("child printed %q", line)
 		}
 		applied = n
-		if !killed && applied >= replicaCrashVersions {
-			if err := cmd.Process.Kill(); err != nil {
-				t.Fatalf("kill: %v", err)
-			}
-			killed = true
-		}
-	}
-	err = cmd.Wait()
-	if !killed {
-		t.Fatalf("child stopped after version %d: %v\n%s", applied, err, stderr.String())
-	}
+		return applied >= replicaCrashVersions
+	})
 	t.Logf("child killed after applying version %d (finished applying: %v)", applied, finished)
 
 	ctx := context.Background()
