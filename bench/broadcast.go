@@ -118,16 +118,25 @@ func (l *ledgerNodes) answer(s lp2pnet.Stream) {
 // it returns, so that one round does not overlap the next.
 func (l *ledgerNodes) fanout(ctx context.Context, req []byte) (time.Duration, error) {
 	o := l.origin.Node()
-	t0 := time.Now()
-	answered := make(chan error, len(l.onLedger))
+	var peers []peer.ID
 	for _, m := range l.onLedger {
-		p := m.Node().ID()
-		go func() { answered <- l.ask(ctx, o, p, req) }()
+		peers = append(peers, m.Node().ID())
+	}
+	return thirdAnswer(time.Now(), "fan-out", peers, func(p peer.ID) error { return l.ask(ctx, o, p, req) })
+}
+
+// thirdAnswer asks every peer at once and returns the time from t0 until
+// the third answered; it waits for the others before it returns, so that
+// one round does not overlap the next.
+func thirdAnswer(t0 time.Time, what string, peers []peer.ID, ask func(peer.ID) error) (time.Duration, error) {
+	answered := make(chan error, len(peers))
+	for _, p := range peers {
+		go func() { answered <- ask(p) }()
 	}
 	var took time.Duration
 	var errs []error
 	ok := 0
-	for range l.onLedger {
+	for range peers {
 		if err := <-answered; err != nil {
 			errs = append(errs, err)
 			continue
@@ -137,7 +146,7 @@ func (l *ledgerNodes) fanout(ctx context.Context, req []byte) (time.Duration, er
 		}
 	}
 	if ok < 3 {
-		return 0, fmt.Errorf("fan-out: %d of 5 answered: %v", ok, errs)
+		return 0, fmt.Errorf("%s: %d of %d answered: %v", what, ok, len(peers), errs)
 	}
 	return took, nil
 }

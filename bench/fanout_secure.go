@@ -114,26 +114,11 @@ func (f *secureFanout) fanout(ctx context.Context, o *node.Node, plain []byte) (
 	if err != nil {
 		return 0, err
 	}
-	answered := make(chan error, len(f.recipients))
+	var peers []peer.ID
 	for _, rc := range f.recipients {
-		go func() { answered <- f.ask(ctx, o, rc.Peer, sealed) }()
+		peers = append(peers, rc.Peer)
 	}
-	var took time.Duration
-	var errs []error
-	ok := 0
-	for range f.recipients {
-		if err := <-answered; err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if ok++; ok == 3 {
-			took = time.Since(t0)
-		}
-	}
-	if ok < 3 {
-		return 0, fmt.Errorf("sealed fan-out: %d of %d answered: %v", ok, len(f.recipients), errs)
-	}
-	return took, nil
+	return thirdAnswer(t0, "sealed fan-out", peers, func(p peer.ID) error { return f.ask(ctx, o, p, sealed) })
 }
 
 func (f *secureFanout) ask(ctx context.Context, o *node.Node, p peer.ID, sealed []byte) error {
