@@ -246,21 +246,25 @@ func (n *Node) SetACL(ctx context.Context, acl resource.ACL) error {
 	if _, err := n.acc.acls.Put(ctx, sealed); err != nil {
 		return fmt.Errorf("set ACL of %s: %w", acl.Resource, err)
 	}
+	hand := func(ctx context.Context, p peer.ID) error {
+		var reply pb.ACLUpdateResponse
+		if err := n.request(ctx, p, protocols.ResourceACL, &pb.ACLUpdate{Acl: sealed}, &reply, 64<<10); err != nil {
+			return err
+		}
+		if reply.Error != "" {
+			return fmt.Errorf("refused: %s", reply.Error)
+		}
+		return nil
+	}
 	var failed []string
 	for _, org := range slices.Sorted(maps.Keys(concerned)) {
-		if err := n.sendToOrg(ctx, org, func(ctx context.Context, p peer.ID) error {
-			var reply pb.ACLUpdateResponse
-			if err := n.request(ctx, p, protocols.ResourceACL, &pb.ACLUpdate{Acl: sealed}, &reply, 64<<10); err != nil {
-				return err
-			}
-			if reply.Error != "" {
-				return fmt.Errorf("refused: %s", reply.Error)
-			}
-			return nil
-		}); err != nil {
+		if err := n.sendToOrg(ctx, org, hand); err != nil {
 			failed = append(failed, err.Error())
 		}
 	}
+	// The org's other nodes (a cluster) keep it too, so a standby that is
+	// promoted decides with the same lists.
+	n.toOwnCluster(ctx, "ACL of "+acl.Resource.String(), hand)
 	if len(failed) > 0 {
 		return fmt.Errorf("set ACL of %s: stored, but not delivered: %s", acl.Resource, strings.Join(failed, "; "))
 	}
@@ -362,6 +366,30 @@ func (n *Node) sendToOrg(ctx context.Context, org string, do func(context.Contex
 		return fmt.Errorf("to %s: no other node of the org is known", org)
 	}
 	return fmt.Errorf("to %s: %s", org, strings.Join(errs, "; "))
+}
+
+// toOwnCluster calls do with each other node of this node's org that it
+// finds, connected first. A node it cannot reach is logged, not an error:
+// what was handed on is in force on this node whatever the others hold.
+func (n *Node) toOwnCluster(ctx context.Context, what string, do func(context.Context, peer.ID) error) {
+	res, err := n.Resolve(ctx, n.self.OrgID)
+	if err != nil {
+		return
+	}
+	for _, nd := range res.Nodes {
+		if nd.Peer == n.host.ID() {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := n.Connect(cctx, addrInfo(nd.Peer, nd.Addrs))
+		if err == nil {
+			err = do(cctx, nd.Peer)
+		}
+		cancel()
+		if err != nil {
+			n.log.Warn("not handed to a node of this org", "what", what, "peer", nd.Peer, "org", n.self.OrgID, "error", err)
+		}
+	}
 }
 
 // primaryFirst orders an org's nodes with those that execute a ledger

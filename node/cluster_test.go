@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/finp2p/go-finp2p/governance"
@@ -31,7 +33,9 @@ func TestClusterStandby(t *testing.T) {
 	requester := net.StartNode(net.Repo("member-1", governance.RoleMember, net.Governance))
 	// The standby starts first, so it is the org's first advertised node.
 	const l = "member-2/embedded"
-	standby := net.StartNode(net.Repo("member-2", governance.RoleMember, net.Governance), node.WithFollowLedgers(l))
+	standbyRepo := net.Repo("member-2", governance.RoleMember, net.Governance)
+	standbyDS := dssync.MutexWrap(datastore.NewMapDatastore()) // kept for its promotion
+	standby := net.StartNode(standbyRepo, node.WithFollowLedgers(l), node.WithDatastore(standbyDS))
 	primary := net.StartNode(net.Repo("member-2", governance.RoleMember, net.Governance))
 
 	if id, ok := standby.Standby(); !ok || id != l || standby.Ledger() != nil {
@@ -159,5 +163,48 @@ func TestClusterStandby(t *testing.T) {
 	_, err = requester.Transfer(tctx, node.AssetRequest{Asset: bond, From: alice, To: bob, Quantity: "1", IdempotencyKey: "t3"})
 	if err == nil || !strings.Contains(err.Error(), node.ErrStandby.Error()) {
 		t.Fatalf("transfer with the primary stopped: %v, want the standby named", err)
+	}
+
+	// The operator promotes the standby: the same repo and datastore,
+	// started without following its org's ledger. It executes the ledger
+	// from its replica, at the version it had, and the org's transactions
+	// go to it.
+	replicated, err := standby.Ledgers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, ccancel = context.WithTimeout(ctx, 10*time.Second)
+	if err := standby.Close(cctx); err != nil {
+		t.Fatal(err)
+	}
+	ccancel()
+	promoted := net.StartNode(standbyRepo, node.WithDatastore(standbyDS))
+	if _, ok := promoted.Standby(); ok || promoted.Ledger() == nil {
+		t.Fatal("the promoted node does not execute its org's ledger")
+	}
+	if v, err := promoted.Ledger().Version(ctx); err != nil || v != replicated[0].Version {
+		t.Fatalf("promoted ledger at version %d (%v), the replica was at %d", v, err, replicated[0].Version)
+	}
+	testnet.Eventually(t, 30*time.Second, "member-1 sees the promoted node execute "+l, func() bool {
+		res, err := requester.Resolve(ctx, "member-2")
+		if err != nil {
+			return false
+		}
+		for _, nd := range res.Nodes {
+			if nd.Peer == promoted.ID() && nd.Executes == l {
+				return true
+			}
+		}
+		return false
+	})
+	rc3, err := requester.Transfer(ctx, node.AssetRequest{Asset: bond, From: alice, To: bob, Quantity: "1", IdempotencyKey: "t3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc3.Signer.PeerID != promoted.ID() || rc3.Receipt.Transaction.Version != replicated[0].Version+1 {
+		t.Fatalf("transfer after promotion: signed by %s at version %d", rc3.Signer.PeerID, rc3.Receipt.Transaction.Version)
+	}
+	if bal, err := promoted.Balance(ctx, bond, bob); err != nil || bal.Current != "36" {
+		t.Fatalf("bob's balance on the promoted node: %+v, %v", bal, err)
 	}
 }

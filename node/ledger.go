@@ -2,12 +2,15 @@ package node
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/namespace"
+	"github.com/ipfs/go-datastore/query"
 
 	"github.com/finp2p/go-finp2p/ledger"
 	"github.com/finp2p/go-finp2p/ledger/embedded"
@@ -37,12 +40,80 @@ func (n *Node) openLedger(ctx context.Context) error {
 		n.log.Info("standby node: keeps a replica of its org's ledger and executes none", "ledger", id)
 		return nil
 	}
-	l, err := embedded.Open(ctx, namespace.Wrap(n.ds, datastore.NewKey("/ledger")), id)
+	if err := n.adoptReplica(ctx, id); err != nil {
+		return fmt.Errorf("embedded ledger: %w", err)
+	}
+	l, err := embedded.Open(ctx, namespace.Wrap(n.ds, ledgerPrefix), id)
 	if err != nil {
 		return fmt.Errorf("embedded ledger: %w", err)
 	}
 	n.ledger = n.metrics.ledger(signalingLedger{Ledger: l, changed: changed})
 	return nil
+}
+
+// ledgerPrefix is where the node keeps the embedded ledger it executes.
+var ledgerPrefix = datastore.NewKey("/ledger")
+
+// replicaPrefix is where the node keeps its replica of ledger id.
+func replicaPrefix(id string) datastore.Key {
+	return datastore.NewKey("/replicas/" + hex.EncodeToString([]byte(id)))
+}
+
+// adoptReplica promotes a standby node: started to execute its org's
+// ledger id while it holds no ledger of its own but a replica of id (it was
+// the cluster's standby), it moves the replica to where its own ledger is
+// kept, in one batch, and goes on from the replica's version. The operator
+// promotes a standby only once the old primary is gone for good (stopped
+// and reconfigured as a standby, or its certificate revoked): two nodes
+// executing one ledger would part ways.
+func (n *Node) adoptReplica(ctx context.Context, id string) error {
+	if has, err := hasKeys(ctx, n.ds, ledgerPrefix); err != nil || has {
+		return err
+	}
+	from := replicaPrefix(id)
+	res, err := n.ds.Query(ctx, query.Query{Prefix: from.String()})
+	if err != nil {
+		return fmt.Errorf("read the replica of %s: %w", id, err)
+	}
+	entries, err := res.Rest()
+	if err != nil {
+		return fmt.Errorf("read the replica of %s: %w", id, err)
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	b, err := n.ds.Batch(ctx)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		k := datastore.NewKey(e.Key)
+		rel := strings.TrimPrefix(k.String(), from.String())
+		if err := b.Put(ctx, ledgerPrefix.Child(datastore.NewKey(rel)), e.Value); err != nil {
+			return err
+		}
+		if err := b.Delete(ctx, k); err != nil {
+			return err
+		}
+	}
+	if err := b.Commit(ctx); err != nil {
+		return fmt.Errorf("adopt the replica of %s: %w", id, err)
+	}
+	if err := n.ds.Sync(ctx, datastore.NewKey("/")); err != nil {
+		return fmt.Errorf("adopt the replica of %s: %w", id, err)
+	}
+	n.log.Warn("promoted: this node now executes its org's ledger, from the replica it kept as a standby", "ledger", id, "keys", len(entries))
+	return nil
+}
+
+// hasKeys reports whether ds holds any key under prefix.
+func hasKeys(ctx context.Context, ds datastore.Datastore, prefix datastore.Key) (bool, error) {
+	res, err := ds.Query(ctx, query.Query{Prefix: prefix.String(), KeysOnly: true, Limit: 1})
+	if err != nil {
+		return false, err
+	}
+	entries, err := res.Rest()
+	return len(entries) > 0, err
 }
 
 // embeddedLedgerID is the id of an org's embedded ledger.

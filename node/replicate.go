@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/namespace"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -165,7 +163,7 @@ func (r *replicas) open(ctx context.Context) error {
 		if r.n.ledger != nil && id == r.n.ledger.ID() {
 			return fmt.Errorf("follow ledger %s: it is this node's own ledger", id)
 		}
-		ds := namespace.Wrap(r.n.ds, datastore.NewKey("/replicas/"+hex.EncodeToString([]byte(id))))
+		ds := namespace.Wrap(r.n.ds, replicaPrefix(id))
 		l, err := embedded.Open(ctx, ds, id, embedded.WithReadOnly())
 		if err != nil {
 			return fmt.Errorf("replica of ledger %s: %w", id, err)
