@@ -152,23 +152,30 @@ func thirdAnswer(t0 time.Time, what string, peers []peer.ID, ask func(peer.ID) e
 }
 
 func (l *ledgerNodes) ask(ctx context.Context, o *node.Node, p peer.ID, req []byte) error {
-	s, err := o.Host().NewStream(ctx, p, fanoutProtocol)
+	_, err := askOnce(ctx, o, p, fanoutProtocol, req)
+	return err
+}
+
+// askOnce sends req to p on a new stream of proto and returns the answer:
+// the request/response exchange of both fan-out baselines.
+func askOnce(ctx context.Context, o *node.Node, p peer.ID, proto protocol.ID, req []byte) ([]byte, error) {
+	s, err := o.Host().NewStream(ctx, p, proto)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	_ = s.SetDeadline(time.Now().Add(10 * time.Second))
 	if err := protocols.WriteMsg(s, &pb.AssetTxRequest{Request: req}); err != nil {
 		_ = s.Reset()
-		return err
+		return nil, err
 	}
 	_ = s.CloseWrite()
 	var reply pb.AssetTxResponse
 	if err := protocols.ReadMsg(s, &reply, 64<<10); err != nil {
 		_ = s.Reset()
-		return err
+		return nil, err
 	}
 	_ = s.Close()
-	return nil
+	return reply.Receipt, nil
 }
 
 // balance is one measured broadcast: BalanceOf with quorum 3 of the 5.

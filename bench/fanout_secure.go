@@ -122,26 +122,14 @@ func (f *secureFanout) fanout(ctx context.Context, o *node.Node, plain []byte) (
 }
 
 func (f *secureFanout) ask(ctx context.Context, o *node.Node, p peer.ID, sealed []byte) error {
-	s, err := o.Host().NewStream(ctx, p, secureFanoutProtocol)
+	answer, err := askOnce(ctx, o, p, secureFanoutProtocol, sealed)
 	if err != nil {
 		return err
 	}
-	_ = s.SetDeadline(time.Now().Add(10 * time.Second))
-	if err := protocols.WriteMsg(s, &pb.AssetTxRequest{Request: sealed}); err != nil {
-		_ = s.Reset()
-		return err
-	}
-	_ = s.CloseWrite()
-	var reply pb.AssetTxResponse
-	if err := protocols.ReadMsg(s, &reply, 64<<10); err != nil {
-		_ = s.Reset()
-		return err
-	}
-	_ = s.Close()
-	if len(reply.Receipt) < ed25519.SignatureSize {
+	if len(answer) < ed25519.SignatureSize {
 		return errors.New("sealed fan-out: short answer")
 	}
-	sig, body := reply.Receipt[:ed25519.SignatureSize], reply.Receipt[ed25519.SignatureSize:]
+	sig, body := answer[:ed25519.SignatureSize], answer[ed25519.SignatureSize:]
 	if !ed25519.Verify(f.signers[p].Public().(ed25519.PublicKey), body, sig) {
 		return fmt.Errorf("sealed fan-out: answer of %s does not verify", p)
 	}
