@@ -47,8 +47,8 @@ type transferRig struct {
 	echoRcpt []byte // as many bytes as a sealed receipt
 	keys     atomic.Int64
 	run      atomic.Int64 // numbers the load runs, for idempotency keys
-	// nodeOps counts the transfers the requester sent, against the
-	// owner's replay guard's per-peer limit.
+	// nodeOps counts the transfers the requester sent, for the report's
+	// note on the owner's replay guard.
 	nodeOps atomic.Int64
 }
 

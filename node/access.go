@@ -339,13 +339,7 @@ func (n *Node) sendToOrg(ctx context.Context, org string, do func(context.Contex
 			// A node of a cluster asking its own org: the others answer.
 			continue
 		}
-		ai := addrInfo(nd.Peer, nd.Addrs)
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err := n.Connect(cctx, ai)
-		if err == nil {
-			err = do(cctx, ai.ID)
-		}
-		cancel()
+		err := n.onNode(ctx, nd, do)
 		if err == nil {
 			return nil
 		}
@@ -380,16 +374,20 @@ func (n *Node) toOwnCluster(ctx context.Context, what string, do func(context.Co
 		if nd.Peer == n.host.ID() {
 			continue
 		}
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err := n.Connect(cctx, addrInfo(nd.Peer, nd.Addrs))
-		if err == nil {
-			err = do(cctx, nd.Peer)
-		}
-		cancel()
-		if err != nil {
+		if err := n.onNode(ctx, nd, do); err != nil {
 			n.log.Warn("not handed to a node of this org", "what", what, "peer", nd.Peer, "org", n.self.OrgID, "error", err)
 		}
 	}
+}
+
+// onNode connects to nd and calls do with it, both within 10 s.
+func (n *Node) onNode(ctx context.Context, nd discovery.NodeInfo, do func(context.Context, peer.ID) error) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := n.Connect(ctx, addrInfo(nd.Peer, nd.Addrs)); err != nil {
+		return err
+	}
+	return do(ctx, nd.Peer)
 }
 
 // primaryFirst orders an org's nodes with those that execute a ledger
